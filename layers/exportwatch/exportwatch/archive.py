@@ -1,0 +1,165 @@
+"""Copy a finished export from the Intercom download stream into S3, byte for byte, in flat memory.
+
+boto3's upload_fileobj does the multipart work; we hand it a reader that hashes and counts the bytes as
+they pass and refuses to end early. If the stream breaks or comes up short, the reader raises before S3
+sees the end of the data, s3transfer aborts the multipart upload, and nothing appears at the final key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from boto3.s3.transfer import TransferConfig
+
+from exportwatch.model import ArchivedCopy
+
+MiB = 1024 * 1024
+
+
+class RawStream(Protocol):
+    def read(self, amt: int | None = ..., decode_content: bool | None = ...) -> bytes: ...
+
+
+class IncompleteDownload(IOError):
+    """The download ended before Content-Length bytes arrived, or sent more than it announced."""
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    extension: str
+    content_type: str
+
+
+ZIP = Sniffed("zip", "application/zip")
+GZIP = Sniffed("gz", "application/gzip")
+UNKNOWN = Sniffed("bin", "application/octet-stream")
+
+
+def sniff(head: bytes) -> Sniffed:
+    """Decide the format from the first bytes, never from a name: Intercom's docs disagree on ZIP vs gzip."""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return ZIP
+    if head.startswith(b"\x1f\x8b"):
+        return GZIP
+    return UNKNOWN
+
+
+@dataclass(frozen=True)
+class CopySettings:
+    # 16 MiB parts x 4 threads keeps peak memory near 100 MiB on any file size (measured in bench/);
+    # parts of that size also keep a 1 GB export well under S3's 10,000-part limit.
+    part_size: int = 16 * MiB
+    max_concurrency: int = 4
+    read_size: int = 1 * MiB
+
+    def transfer_config(self) -> TransferConfig:
+        return TransferConfig(
+            multipart_threshold=self.part_size,
+            multipart_chunksize=self.part_size,
+            max_concurrency=self.max_concurrency,
+            max_io_queue=4,
+            io_chunksize=self.read_size,
+            use_threads=True,
+        )
+
+
+class HashingReader:
+    """File-like view of the raw download that computes sha256 and size and enforces Content-Length."""
+
+    def __init__(self, raw: RawStream, expected_length: int | None, head: bytes = b"") -> None:
+        self._raw = raw
+        self._expected = expected_length
+        self._pending = head
+        self.size = 0
+        self._sha = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def read(self, amt: int | None = -1) -> bytes:
+        # Fill the request completely unless the stream ends: s3transfer takes a short read as the end of
+        # the data, so the end-of-stream check below must run on every short read, not only on b"".
+        want = amt if amt is not None and amt >= 0 else 1 << 62
+        parts = [self._pending[:want]]
+        self._pending = self._pending[want:]
+        got = len(parts[0])
+        while got < want:
+            chunk = self._raw_read(min(want - got, 8 * MiB))
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        data = b"".join(parts)
+        self.size += len(data)
+        self._sha.update(data)
+        if self._expected is not None:
+            if self.size > self._expected:
+                raise IncompleteDownload(f"download sent more than its Content-Length of {self._expected} bytes")
+            if got < want and self.size != self._expected:
+                raise IncompleteDownload(f"download ended after {self.size} of {self._expected} bytes (Content-Length)")
+        return data
+
+    def _raw_read(self, amt: int) -> bytes:
+        # decode_content=False keeps the exact bytes Intercom sent, even under a Content-Encoding header.
+        return self._raw.read(amt, decode_content=False) or b""
+
+
+def read_head(raw: RawStream, n: int = 8) -> bytes:
+    head = b""
+    while len(head) < n:
+        chunk = raw.read(n - len(head), decode_content=False)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def object_key(prefix: str, job_id: str, sniffed: Sniffed) -> str:
+    # Deterministic: a retried or duplicate copy lands on the same key with the same bytes.
+    return f"{prefix}{job_id}.{sniffed.extension}"
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    copy: ArchivedCopy
+    seconds: float
+
+
+def copy_to_s3(
+    s3: Any,
+    raw: RawStream,
+    *,
+    bucket: str,
+    prefix: str,
+    job_id: str,
+    expected_length: int | None,
+    settings: CopySettings | None = None,
+) -> CopyResult:
+    """Stream `raw` into s3://bucket/prefix<job_id>.<ext>. Raises on a broken or short stream (no object)."""
+    settings = settings or CopySettings()
+    started = time.monotonic()
+    head = read_head(raw)
+    kind = sniff(head)
+    reader = HashingReader(raw, expected_length, head)
+    key = object_key(prefix, job_id, kind)
+    s3.upload_fileobj(
+        reader,
+        bucket,
+        key,
+        ExtraArgs={"ContentType": kind.content_type, "Metadata": {"job-identifier": job_id}},
+        Config=settings.transfer_config(),
+    )
+    return CopyResult(
+        ArchivedCopy(
+            bucket=bucket,
+            key=key,
+            size_bytes=reader.size,
+            sha256=reader.sha256,
+            content_type=kind.content_type,
+        ),
+        time.monotonic() - started,
+    )

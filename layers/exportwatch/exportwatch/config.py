@@ -1,0 +1,143 @@
+"""Configuration from the environment, the same for the Lambda and the CLI.
+
+Every value is validated once, up front: a missing or bad value raises ConfigError whose text is one line
+naming the variable, so a misconfigured deployment fails on its first invocation instead of mid-cycle.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DEFAULT_API_URL = "https://api.intercom.io"
+DEFAULT_INTERCOM_VERSION = "2.16"
+DEFAULT_EXPORT_PREFIX = "intercom-exports/"
+
+_TABLE_RE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_TOPIC_ARN_RE = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+_VERSION_RE = re.compile(r"\d+\.\d+|Unstable")
+_PREFIX_RE = re.compile(r"[A-Za-z0-9!_.*'()/-]*")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or bad. str() is one line that starts with the variable name."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    jobs_table: str
+    export_bucket: str
+    notify_topic_arn: str
+    intercom_token_secret: str
+    intercom_api_url: str = DEFAULT_API_URL
+    intercom_version: str = DEFAULT_INTERCOM_VERSION
+    export_prefix: str = DEFAULT_EXPORT_PREFIX
+    poll_interval_seconds: int = 300
+    lease_seconds: int = 900
+    http_timeout_seconds: float = 30.0
+    max_check_delay_seconds: int = 1800
+    settled_ttl_days: int = 30
+    poll_concurrency: int = 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        return cls(
+            jobs_table=_matching(e, "JOBS_TABLE", _TABLE_RE, "a DynamoDB table name"),
+            export_bucket=_matching(e, "EXPORT_BUCKET", _BUCKET_RE, "an S3 bucket name"),
+            notify_topic_arn=_matching(e, "NOTIFY_TOPIC_ARN", _TOPIC_ARN_RE, "an SNS topic ARN"),
+            intercom_token_secret=_required(e, "INTERCOM_TOKEN_SECRET"),
+            intercom_api_url=_api_url(e.get("INTERCOM_API_URL") or DEFAULT_API_URL),
+            intercom_version=_matching(
+                e,
+                "INTERCOM_VERSION",
+                _VERSION_RE,
+                "an Intercom API version like 2.16",
+                DEFAULT_INTERCOM_VERSION,
+            ),
+            export_prefix=_prefix(e.get("EXPORT_PREFIX", DEFAULT_EXPORT_PREFIX)),
+            poll_interval_seconds=60 * _int(e, "POLL_INTERVAL_MINUTES", 5, 1, 24 * 60),
+            lease_seconds=_int(e, "LEASE_SECONDS", 900, 1, 24 * 3600),
+            http_timeout_seconds=float(_int(e, "HTTP_TIMEOUT_SECONDS", 30, 1, 900)),
+            max_check_delay_seconds=60 * _int(e, "MAX_CHECK_DELAY_MINUTES", 30, 1, 12 * 60),
+            settled_ttl_days=_int(e, "SETTLED_TTL_DAYS", 30, 1, 3650),
+            poll_concurrency=_int(e, "POLL_CONCURRENCY", 4, 1, 64),
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(name, "is not set")
+    return value
+
+
+def _matching(
+    env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str, default: str | None = None
+) -> str:
+    value = env.get(name, "").strip() or default
+    if value is None:
+        raise ConfigError(name, "is not set")
+    if not pattern.fullmatch(value):
+        # Echo only short values: a long one may be a secret pasted into the wrong variable.
+        shown = repr(value) if len(value) <= 80 else f"a {len(value)}-character value"
+        raise ConfigError(name, f"{shown} is not {what}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"{raw[:40]!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"{value} is outside {low}..{high}")
+    return value
+
+
+def _api_url(raw: str) -> str:
+    name = "INTERCOM_API_URL"
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(name, f"{raw[:80]!r} is not an http(s) URL")
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise ConfigError(name, "must be a bare origin like https://api.intercom.io (no path, query or credentials)")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        # The bearer token would cross the network in clear text; plain http is only for a local emulator.
+        raise ConfigError(name, "plain http is allowed only for a loopback emulator; use https")
+    try:
+        parts.port  # noqa: B018  (validates the port number)
+    except ValueError:
+        raise ConfigError(name, "has an invalid port") from None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _prefix(raw: str) -> str:
+    name = "EXPORT_PREFIX"
+    value = raw.strip()
+    if not _PREFIX_RE.fullmatch(value) or value.startswith("/") or ".." in value or "//" in value:
+        raise ConfigError(name, f"{value[:80]!r} is not a safe S3 key prefix (letters, digits, '/', '-', '_', '.')")
+    if value and not value.endswith("/"):
+        value += "/"
+    return value

@@ -1,0 +1,160 @@
+"""`exportwatch demo`: the whole product on one machine, no AWS account.
+
+moto in server mode stands in for AWS (resources created from template.yaml's own definitions), the
+Intercom emulator serves real HTTP, and an SQS queue subscribed to the topic shows what a subscriber gets.
+Jobs are tracked and polled through the real CLI commands until every one has settled.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from exportwatch.model import Event, human_size
+
+POLL_ROUNDS = 10
+
+
+@dataclass(frozen=True)
+class DemoJob:
+    scenario: str
+    expect: Event
+    what: str
+    options: dict[str, Any]
+
+
+DEMO_JOBS = [
+    DemoJob("completed", Event.COMPLETED, "pending -> in_progress -> completed, ZIP of CSVs", {}),
+    DemoJob("complete_legacy", Event.COMPLETED, "older spelling 'complete', gzip body", {}),
+    DemoJob("html_504", Event.COMPLETED, "two HTML 504s from Intercom's edge (transient), then completed", {}),
+    DemoJob("rate_limited", Event.COMPLETED, "429 with X-RateLimit-Reset first, then completed", {}),
+    DemoJob("failed", Event.FAILED, "ran over 12 hours: HTTP 504 with a JSON 'failed' body", {}),
+    DemoJob("not_found", Event.NOT_FOUND, "Intercom answers 404 not_found", {}),
+    DemoJob("no_data", Event.NO_DATA, "nothing was sent in the range", {}),
+    DemoJob("canceled", Event.CANCELED, "canceled at Intercom", {}),
+    DemoJob("expired", Event.EXPIRED, "completed three days ago: Intercom's copy is gone", {}),
+    DemoJob("foreign_url", Event.FAILED, "download_url on another origin: the token is not sent there", {}),
+]
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _heading(text: str) -> None:
+    _say()
+    _say(f"== {text} " + "=" * max(0, 76 - len(text)))
+
+
+def run_demo(template: str | None = None) -> int:
+    import logging
+
+    from exportwatch import cli
+    from exportwatch.emulator import IntercomEmulator
+    from exportwatch.localstack import (
+        MotoServer,
+        aws_client,
+        create_resources,
+        find_template,
+        receive_notifications,
+        subscribe_queue,
+    )
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    template_path = find_template(template)
+    token = "demo-" + secrets.token_urlsafe(24)
+    _heading("exportwatch demo: moto server + Intercom emulator on 127.0.0.1, no AWS account")
+    with MotoServer() as moto, IntercomEmulator(token=token) as intercom:
+        stack = create_resources(moto.endpoint_url, token, template=template_path)
+        queue_url = subscribe_queue(moto.endpoint_url, stack.topic_arn)
+        env = stack.env(INTERCOM_API_URL=intercom.base_url, POLL_INTERVAL_MINUTES="5")
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            _say(f"AWS (moto):        {moto.endpoint_url}  (resources from {template_path.name})")
+            _say(f"  table {stack.table_name}, bucket {stack.bucket}")
+            _say(f"  topic {stack.topic_arn}")
+            _say(f"Intercom emulator: {intercom.base_url}")
+            _say("Subscriber:        an SQS queue subscribed to the topic")
+
+            _heading("tracking one job per outcome")
+            expected: dict[str, DemoJob] = {}
+            for demo_job in DEMO_JOBS:
+                job_id = intercom.add_job(demo_job.scenario, **demo_job.options)
+                expected[job_id] = demo_job
+                _say(f"$ exportwatch track {job_id}    # {demo_job.scenario}: {demo_job.what}")
+                cli.main(["track", job_id])
+            _say("$ exportwatch track not/a/job    # bad input: one line, exit 2, nothing written")
+            code = cli.main(["track", "not/a/job"])
+            _say(f"  (exit code {code})")
+            _say("$ exportwatch start --since 2026-11-01 --until 2026-11-07    # create an export, then track it")
+            cli.main(["start", "--since", "2026-11-01", "--until", "2026-11-07"])
+            _say("$ exportwatch start --since 2026-11-08 --until 2026-11-09    # one active job per workspace")
+            code = cli.main(["start", "--since", "2026-11-08", "--until", "2026-11-09"])
+            _say(f"  (exit code {code})")
+
+            _heading("polling until every job has settled")
+            sqs = aws_client("sqs", moto.endpoint_url)
+            del sqs
+            for round_no in range(1, POLL_ROUNDS + 1):
+                _say(f"$ exportwatch poll --all    # round {round_no}")
+                cli.main(["poll", "--all"])
+                store_jobs = _jobs(stack.table_name)
+                if all(j.settled for j in store_jobs):
+                    break
+                time.sleep(1.1)  # lets the emulator's rate-limit window reset
+
+            _heading("exportwatch list")
+            cli.main(["list"])
+
+            _heading("S3 objects (exact bytes from Intercom)")
+            s3 = aws_client("s3", moto.endpoint_url)
+            for obj in s3.list_objects_v2(Bucket=stack.bucket).get("Contents", []):
+                head = s3.head_object(Bucket=stack.bucket, Key=obj["Key"])
+                _say(
+                    f"s3://{stack.bucket}/{obj['Key']}  {human_size(obj['Size'])}  {head['ContentType']}  "
+                    f"metadata={head['Metadata']}"
+                )
+
+            _heading("notifications as the subscriber received them")
+            received = receive_notifications(moto.endpoint_url, queue_url, expect=len(expected) + 1, timeout=10)
+            seen: dict[str, list[str]] = {}
+            for note in received:
+                _say(f"Subject: {note.subject}")
+                _say(f"  attributes: {note.attributes}")
+                _say(f"  body: {note.message}")
+                job_id = note.attributes.get("job_identifier", "")
+                seen.setdefault(job_id, []).append(note.attributes.get("event", ""))
+
+            _heading("check")
+            ok = True
+            for job_id, demo_job in expected.items():
+                got = seen.get(job_id, [])
+                good = got == [demo_job.expect.value]
+                ok &= good
+                _say(f"{'ok ' if good else 'BAD'} {job_id}  {demo_job.scenario:<16} -> {', '.join(got) or 'nothing'}")
+            leaked = [r for r in intercom.requests if token in str(r.headers) and r.path.startswith("/_")]
+            ok &= not leaked
+            _say("every outcome notified exactly once" if ok else "some outcome is missing or duplicated")
+            return 0 if ok else 1
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _jobs(table: str) -> list[Any]:
+    from exportwatch.wiring import aws_clients
+    from exportwatch.store import JobStore
+
+    return list(JobStore(aws_clients()["dynamodb"], table).scan_all())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_demo())

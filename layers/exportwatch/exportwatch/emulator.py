@@ -1,0 +1,1225 @@
+"""Local emulator of Intercom's data export API: a real HTTP server for tests, the demo and benchmarks.
+
+It follows docs in /work/shared/reference (intercom-export-api.md and the 2.16 OpenAPI excerpt) including the
+API's inconsistencies (`complete` vs `completed`, a 504 with a JSON `failed` body vs an HTML edge 504, ZIP vs
+gzip bodies), because the client must survive every variant the live API has been seen to produce.
+
+Jobs advance by the number of status calls, never by wall time, so scripted runs are deterministic.
+Stdlib only: the module ships in the Lambda layer and must not pull a web framework into it.
+
+Scripting from Python::
+
+    with IntercomEmulator() as emu:
+        job_id = emu.add_job("html_504", html_504_count=1)
+        ...  # point the client at emu.base_url with token "emulator-token"
+
+From another process: ``python -m exportwatch.emulator --port 8765 --token T`` and the control API
+under ``/_emulator/`` (no auth), see ``IntercomEmulator._control``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import csv
+import gzip
+import hashlib
+import io
+import json
+import logging
+import math
+import secrets
+import signal
+import socket
+import string
+import struct
+import sys
+import threading
+import time
+import uuid
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Final, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = [
+    "CSV_COLUMNS",
+    "SCENARIOS",
+    "IntercomEmulator",
+    "RecordedRequest",
+    "main",
+]
+
+_LOG = logging.getLogger(__name__)
+
+TWO_DAYS: Final = 2 * 24 * 3600
+DEFAULT_TOKEN: Final = "emulator-token"  # noqa: S105 - a public placeholder, not a secret
+_ID_ALPHABET: Final = string.ascii_lowercase + string.digits
+_CHUNK: Final = 256 * 1024
+_MAX_REQUEST_BODY: Final = 1 << 20
+_JSON: Final = "application/json; charset=utf-8"
+_HTML: Final = "text/html; charset=utf-8"
+
+# The data_export_csv schema's properties (spelling kept, `first_dismisall` included), in a reading order.
+CSV_COLUMNS: Final[tuple[str, ...]] = (
+    "ruleset_id",
+    "ruleset_version_id",
+    "content_id",
+    "content_type",
+    "content_title",
+    "series_id",
+    "series_title",
+    "node_id",
+    "receipt_id",
+    "received_at",
+    "user_id",
+    "user_external_id",
+    "company_id",
+    "email",
+    "name",
+    "first_open",
+    "first_click",
+    "first_reply",
+    "first_completion",
+    "first_dismisall",
+    "first_unsubscribe",
+    "first_hard_bounce",
+    "first_goal_success",
+    "first_series_completion",
+    "first_series_disengagement",
+    "first_series_exit",
+)
+
+_COMPLETE: Final = frozenset({"completed", "complete"})
+_ACTIVE: Final = frozenset({"pending", "in_progress"})
+_NORMAL_STEPS: Final = ("pending", "in_progress", "completed")
+
+# Status-call faults, consumed in this order before the job model is served (a faulted call does not
+# advance `steps`). A count of None means "every call".
+_STATUS_FAULTS: Final = ("rate_limit_count", "html_504_count", "error_count", "malformed_count", "wrong_types_count")
+
+# Every option add_job accepts, with its default. Scenarios only change defaults, so any fault can be
+# combined with any scenario ("completed" with error_count=1 is a job that fails once, then recovers).
+_DEFAULTS: Final[Mapping[str, object]] = {
+    "steps": list(_NORMAL_STEPS),
+    "body_format": "zip",  # "zip" | "gzip"
+    "rows": 20,
+    "size_bytes": None,  # int: stream a synthetic body of exactly this many bytes instead of `rows`
+    "expires_in": float(TWO_DAYS),
+    "completed_at": None,  # epoch seconds; pins the completion time (default: first time status is complete)
+    "rate_limit_count": 0,
+    "reset_in": 1.0,
+    "html_504_count": 0,
+    "error_count": 0,
+    "malformed_count": 0,
+    "wrong_types_count": 0,
+    "delay": 0.0,  # seconds a status call waits before answering
+    "slow_count": None,  # how many status calls are slowed by `delay` (None: all)
+    "download_origin": None,  # origin put in download_url instead of base_url
+    "redirect_to": None,  # origin the download endpoint 302s to
+    "download_gone": False,
+    "flaky_downloads": 0,  # first N download attempts are truncated (None: all)
+    "reset_downloads": 0,  # first N download attempts are reset (None: all)
+}
+
+SCENARIOS: Final[Mapping[str, Mapping[str, object]]] = {
+    "completed": {},
+    "complete_legacy": {"steps": ["pending", "complete"], "body_format": "gzip"},
+    "failed": {"steps": ["pending", "in_progress", "failed"]},
+    "html_504": {"steps": ["completed"], "html_504_count": 2},
+    "server_errors": {"steps": ["completed"], "error_count": 2},
+    "not_found": {},
+    "no_data": {"steps": ["pending", "no_data"]},
+    "canceled": {"steps": ["pending", "canceled"]},
+    "expired": {"steps": ["completed"]},  # completed_at is set to more than expires_in ago in add_job
+    "download_gone": {"steps": ["completed"], "download_gone": True},
+    "rate_limited": {"steps": ["completed"], "rate_limit_count": 1},
+    "foreign_url": {"steps": ["completed"], "download_origin": "http://127.0.0.1:9"},
+    "redirect_foreign": {"steps": ["completed"], "redirect_to": "http://127.0.0.1:9"},
+    "truncated": {"steps": ["completed"], "flaky_downloads": None},
+    "reset": {"steps": ["completed"], "reset_downloads": None},
+    "slow_status": {"delay": 5.0},
+    "malformed": {"malformed_count": None},
+    "wrong_types": {"wrong_types_count": None},
+    "unknown_status": {"steps": ["archived"]},
+}
+
+_HTML_504: Final = (
+    b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
+    b"<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+_HTML_502: Final = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One API request as it arrived (control API calls are not recorded)."""
+
+    method: str
+    path: str  # path and query as sent
+    headers: dict[str, str]  # header names as the client spelled them
+    time: float  # by the emulator's clock
+    client: str = ""  # "ip:port" of the client socket: equal ports mean a reused keep-alive connection
+    job_identifier: str | None = None
+    body: bytes = b""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "headers": dict(self.headers),
+            "time": self.time,
+            "client": self.client,
+            "job_identifier": self.job_identifier,
+            "body": self.body.decode("utf-8", "replace"),
+        }
+
+
+@dataclass
+class _Job:
+    job_identifier: str
+    scenario: str
+    options: dict[str, object]
+    steps: list[str]
+    body_format: str
+    rows: int
+    size_bytes: int | None
+    expires_in: float
+    reset_in: float
+    delay: float
+    slow_count: int | None
+    download_origin: str | None
+    redirect_to: str | None
+    download_gone: bool
+    faults: dict[str, int | None]
+    flaky_downloads: int | None
+    reset_downloads: int | None
+    status: str = ""
+    completed_at: float | None = None
+    created_via_api: bool = False
+    canceled: bool = False
+    status_calls: int = 0
+    step_calls: int = 0
+    slow_used: int = 0
+    download_attempts: int = 0
+    faults_used: dict[str, int] = field(default_factory=dict)
+    download_faults_used: dict[str, int] = field(default_factory=dict)
+    body: _Body | None = None
+
+
+@dataclass
+class _Reply:
+    code: int
+    body: bytes = b""
+    content_type: str = _JSON
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: _Body | None = None
+    fault: str | None = None  # "truncate" | "reset" for download bodies
+
+
+def _dumps(payload: object) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _json_reply(code: int, payload: object) -> _Reply:
+    return _Reply(code, _dumps(payload))
+
+
+def _error(code: int, err_code: str, message: str) -> _Reply:
+    return _json_reply(
+        code,
+        {
+            "type": "error.list",
+            "request_id": str(uuid.uuid4()),
+            "errors": [{"code": err_code, "message": message}],
+        },
+    )
+
+
+def _job_not_found(job_identifier: str) -> _Reply:
+    return _error(404, "not_found", f"Export job not found for identifier: {job_identifier}")
+
+
+def _unknown_resource() -> _Reply:
+    return _error(404, "not_found", "The requested resource does not exist; check your path and try again")
+
+
+def _take(limit: int | None, used: int) -> bool:
+    return limit is None or used < limit
+
+
+# --------------------------------------------------------------------------------------------------------
+# Export bodies (deterministic from the job id)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _digest(*parts: object) -> bytes:
+    return hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+
+
+def _export_time(job_identifier: str) -> datetime:
+    """When the export "ran": fixed per job id, so file names and rows never change between downloads."""
+    seconds = 1_704_067_200 + int.from_bytes(_digest("stamp", job_identifier)[:4], "big") % (365 * 86400)
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _row(job_identifier: str, index: int, base: int) -> dict[str, str]:
+    h = _digest(job_identifier, index)
+    n = int.from_bytes(h[:8], "big")
+    received = base + index * 37 + h[8] % 30
+
+    def first(byte: int, below: int, after: int) -> str:
+        return str(received + after + h[byte] % 600) if h[byte] < below else ""
+
+    in_series = h[9] < 100
+    opened = first(11, 170, 60)
+    return {
+        "ruleset_id": str(10_000 + n % 90_000),
+        "ruleset_version_id": str(100_000 + (n >> 17) % 900_000),
+        "content_id": str(1_000_000 + (n >> 7) % 9_000_000),
+        "content_type": ("email", "post", "chat", "custom_bot", "survey", "tour")[h[10] % 6],
+        # A comma in a title makes the CSV writer quote it, as real titles do.
+        "content_title": f"Campaign {n % 97}, variant {'ABC'[h[12] % 3]}",
+        "series_id": str(5000 + h[13]) if in_series else "-1",
+        "series_title": f"Onboarding series {h[13] % 7}" if in_series else "",
+        "node_id": str(70_000 + h[14] * 3) if in_series else "",
+        "receipt_id": h[16:24].hex(),
+        "received_at": str(received),
+        "user_id": h[24:30].hex(),
+        "user_external_id": f"ext-{int.from_bytes(h[30:32], 'big')}" if h[15] < 200 else "",
+        "company_id": str(int.from_bytes(h[26:28], "big")) if h[17] < 150 else "-1",
+        "email": f"user{n % 1_000_000}@example.com",
+        "name": f"User {n % 1_000_000}",
+        "first_open": opened,
+        "first_click": first(18, 90, 120) if opened else "",
+        "first_reply": first(19, 30, 300) if opened else "",
+        "first_completion": first(20, 40, 200) if opened else "",
+        "first_dismisall": first(21, 25, 90),
+        "first_unsubscribe": first(22, 8, 400),
+        "first_hard_bounce": first(23, 5, 5) if not opened else "",
+        "first_goal_success": first(25, 35, 800),
+        "first_series_completion": first(27, 30, 900) if in_series else "",
+        "first_series_disengagement": first(28, 20, 950) if in_series else "",
+        "first_series_exit": first(29, 20, 990) if in_series else "",
+    }
+
+
+def _csv_bytes(rows: Sequence[Mapping[str, str]], header: bool = True) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header:
+        writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([row[c] for c in CSV_COLUMNS])
+    return out.getvalue().encode()
+
+
+def _zip_of_rows(job_identifier: str, count: int) -> bytes:
+    """A ZIP with one CSV per message statistic, like Intercom's UI export; empty statistics are left out."""
+    stamp = _export_time(job_identifier)
+    suffix = stamp.strftime("%Y%m%d_%H%M%S")
+    base = int(stamp.timestamp()) - 86400
+    rows = [_row(job_identifier, i, base) for i in range(count)]
+    stats = {
+        "receipts": rows,
+        "open": [r for r in rows if r["first_open"]],
+        "click": [r for r in rows if r["first_click"]],
+        "reply": [r for r in rows if r["first_reply"]],
+        "unsubscribe": [r for r in rows if r["first_unsubscribe"]],
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, selected in stats.items():
+            if not selected:
+                continue
+            info = zipfile.ZipInfo(f"{name}_{suffix}.csv", date_time=stamp.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, _csv_bytes(selected))
+    return buf.getvalue()
+
+
+def _gzip_of_rows(job_identifier: str, count: int) -> bytes:
+    base = int(_export_time(job_identifier).timestamp()) - 86400
+    rows = [_row(job_identifier, i, base) for i in range(count)]
+    return gzip.compress(_csv_bytes(rows), mtime=0)  # mtime=0: identical bytes on every download
+
+
+class _Body:
+    """A download body of known size, produced in chunks so memory stays flat whatever the size."""
+
+    size: int
+
+    def chunks(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
+
+class _BytesBody(_Body):
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+
+    def chunks(self) -> Iterator[bytes]:
+        view = memoryview(self.data)
+        for start in range(0, self.size, _CHUNK):
+            yield bytes(view[start : start + _CHUNK])
+
+
+class _CsvStream:
+    """Exactly `size` bytes of CSV: the header, then a ~64 KiB block of rows repeated.
+
+    The bytes after the last whole row that fits are replaced by a `#...#\\n` filler line, so the text
+    always ends on a line break. Random access (`read`) keeps generation O(chunk), never O(size).
+    """
+
+    def __init__(self, job_identifier: str, size: int) -> None:
+        self.size = size
+        self._header = _csv_bytes([])
+        base = int(_export_time(job_identifier).timestamp()) - 86400
+        block = bytearray()
+        ends: list[int] = []
+        index = 0
+        while len(block) < 64 * 1024:
+            block += _csv_bytes([_row(job_identifier, index, base)], header=False)
+            ends.append(len(block))
+            index += 1
+        self._block = bytes(block)
+        head, period = len(self._header), len(self._block)
+        if size < head:
+            self._tail = 0
+        else:
+            whole, rest = divmod(size - head, period)
+            k = bisect.bisect_right(ends, rest)
+            self._tail = head + whole * period + (ends[k - 1] if k else 0)
+
+    def read(self, pos: int, length: int) -> bytes:
+        out = bytearray()
+        head, period = len(self._header), len(self._block)
+        block = memoryview(self._block)
+        p, remaining = pos, length
+        while remaining > 0:
+            if p < head:
+                piece = self._header[p : p + min(remaining, head - p)]
+                out += piece
+                taken = len(piece)
+            else:
+                off = (p - head) % period
+                taken = min(remaining, period - off)
+                out += block[off : off + taken]
+            p += taken
+            remaining -= taken
+        end = pos + length
+        if end > self._tail:
+            start = max(pos, self._tail)
+            out[start - pos :] = b"#" * (end - start)
+            if end == self.size:
+                out[-1:] = b"\n"
+        return bytes(out)
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        for pos in range(0, self.size, chunk_size):
+            yield self.read(pos, min(chunk_size, self.size - pos))
+
+
+def _dos_datetime(moment: datetime) -> tuple[int, int]:
+    dos_time = (moment.hour << 11) | (moment.minute << 5) | (moment.second // 2)
+    dos_date = ((moment.year - 1980) << 9) | (moment.month << 5) | moment.day
+    return dos_time, dos_date
+
+
+class _StoredZipBody(_Body):
+    """A real single-entry ZIP (stored, no compression) of exactly `size` bytes, streamed.
+
+    The CRC is only known after the data, so the entry uses a data descriptor (flag bit 3) and the central
+    directory carries the real CRC and sizes; zipfile and unzip read it. No Zip64, so at most 4 GiB.
+    """
+
+    def __init__(self, job_identifier: str, size: int) -> None:
+        stamp = _export_time(job_identifier)
+        self._name = f"receipts_{stamp.strftime('%Y%m%d_%H%M%S')}.csv".encode()
+        overhead = self.overhead(len(self._name))
+        if size < overhead or size > 0xFFFFFFFF:
+            raise ValueError(f"size_bytes for a zip body must be between {overhead} and {0xFFFFFFFF}")
+        self.size = size
+        self._content = _CsvStream(job_identifier, size - overhead)
+        self._time, self._date = _dos_datetime(stamp)
+
+    @staticmethod
+    def overhead(name_length: int) -> int:
+        # local header + data descriptor + central directory entry + end of central directory
+        return 30 + 16 + 46 + 22 + 2 * name_length
+
+    def chunks(self) -> Iterator[bytes]:
+        name, n = self._name, self._content.size
+        yield struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0x08, 0, self._time, self._date, 0, 0, 0, len(name), 0) + name
+        crc = 0
+        for chunk in self._content.chunks(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+            yield chunk
+        descriptor = struct.pack("<IIII", 0x08074B50, crc, n, n)
+        central = (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50, 20, 20, 0x08, 0, self._time, self._date, crc, n, n, len(name), 0, 0, 0, 0, 0, 0,
+            )
+            + name
+        )  # fmt: skip
+        end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), 30 + len(name) + n + 16, 0)
+        yield descriptor + central + end
+
+
+class _StoredGzipBody(_Body):
+    """A real gzip member of exactly `size` bytes made of stored deflate blocks (cheap to stream)."""
+
+    def __init__(self, job_identifier: str, size: int) -> None:
+        if size < 23:
+            raise ValueError("size_bytes for a gzip body must be at least 23")
+        self.size = size
+        target = size - 18  # minus the 10-byte header and 8-byte trailer: data plus 5 bytes per block
+        self._blocks = max(1, -(-target // 65540))
+        self._content = _CsvStream(job_identifier, target - 5 * self._blocks)
+
+    def chunks(self) -> Iterator[bytes]:
+        n, blocks = self._content.size, self._blocks
+        yield b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+        share, extra = divmod(n, blocks)  # even split keeps every block within the 65535-byte limit
+        crc, pos = 0, 0
+        for i in range(blocks):
+            length = share + (1 if i < extra else 0)
+            data = self._content.read(pos, length)
+            pos += length
+            crc = zlib.crc32(data, crc)
+            yield struct.pack("<BHH", 1 if i == blocks - 1 else 0, length, length ^ 0xFFFF) + data
+        yield struct.pack("<II", crc, n & 0xFFFFFFFF)
+
+
+def _make_body(job: _Job) -> _Body:
+    if job.size_bytes is not None:
+        if job.body_format == "gzip":
+            return _StoredGzipBody(job.job_identifier, job.size_bytes)
+        return _StoredZipBody(job.job_identifier, job.size_bytes)
+    if job.body_format == "gzip":
+        return _BytesBody(_gzip_of_rows(job.job_identifier, job.rows))
+    return _BytesBody(_zip_of_rows(job.job_identifier, job.rows))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Option parsing
+# --------------------------------------------------------------------------------------------------------
+
+
+def _int_opt(name: str, value: object, *, nullable: bool = False, minimum: int = 0) -> int | None:
+    if value is None and nullable:
+        return None
+    # bool is an int subclass; True as a count is always a scripting mistake.
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        kind = "an int" + (" or None" if nullable else "")
+        raise ValueError(f"option {name!r} must be {kind} >= {minimum}, got {value!r}")
+    return value
+
+
+def _float_opt(name: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"option {name!r} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _str_opt(name: str, value: object, *, nullable: bool = False) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"option {name!r} must be a string, got {value!r}")
+    return value
+
+
+def _build_job(scenario: str, job_identifier: str, options: Mapping[str, object], now: float) -> _Job:
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    unknown = sorted(set(options) - set(_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(_DEFAULTS)}")
+    merged = {**_DEFAULTS, **SCENARIOS[scenario], **options}
+    steps = merged["steps"]
+    if not isinstance(steps, list | tuple) or not steps or not all(isinstance(s, str) and s for s in steps):
+        raise ValueError(f"option 'steps' must be a non-empty list of status strings, got {steps!r}")
+    body_format = merged["body_format"]
+    if body_format not in ("zip", "gzip"):
+        raise ValueError(f"option 'body_format' must be 'zip' or 'gzip', got {body_format!r}")
+    expires_in = _float_opt("expires_in", merged["expires_in"])
+    completed_at = merged["completed_at"]
+    if scenario == "expired" and "completed_at" not in options:
+        completed_at = now - expires_in - 3600  # finished more than `expires_in` (two days) ago
+    if completed_at is not None and (not isinstance(completed_at, int | float) or isinstance(completed_at, bool)):
+        raise ValueError(f"option 'completed_at' must be epoch seconds, got {completed_at!r}")
+    download_gone = merged["download_gone"]
+    if not isinstance(download_gone, bool):
+        raise ValueError(f"option 'download_gone' must be a bool, got {download_gone!r}")
+    size_bytes = _int_opt("size_bytes", merged["size_bytes"], nullable=True)
+    job = _Job(
+        job_identifier=job_identifier,
+        scenario=scenario,
+        options=dict(options),
+        steps=[str(s) for s in steps],
+        body_format=str(body_format),
+        rows=cast(int, _int_opt("rows", merged["rows"], minimum=1)),
+        size_bytes=size_bytes,
+        expires_in=expires_in,
+        reset_in=_float_opt("reset_in", merged["reset_in"]),
+        delay=_float_opt("delay", merged["delay"]),
+        slow_count=_int_opt("slow_count", merged["slow_count"], nullable=True),
+        download_origin=_str_opt("download_origin", merged["download_origin"], nullable=True),
+        redirect_to=_str_opt("redirect_to", merged["redirect_to"], nullable=True),
+        download_gone=download_gone,
+        faults={name: _int_opt(name, merged[name], nullable=True) for name in _STATUS_FAULTS},
+        flaky_downloads=_int_opt("flaky_downloads", merged["flaky_downloads"], nullable=True),
+        reset_downloads=_int_opt("reset_downloads", merged["reset_downloads"], nullable=True),
+        completed_at=None if completed_at is None else float(completed_at),
+    )
+    if size_bytes is not None:
+        job.body = _make_body(job)  # validates the size now rather than at download time
+    return job
+
+
+# --------------------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------------------
+
+
+class IntercomEmulator:
+    """Intercom's four data export endpoints plus a scripting API, served on 127.0.0.1."""
+
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        status_delay: float = 0.0,
+    ) -> None:
+        self.token = token
+        self.host = host
+        self.port = port
+        self.clock = clock
+        self.status_delay = status_delay
+        self._lock = threading.Lock()
+        self._jobs: dict[str, _Job] = {}
+        self._requests: list[RecordedRequest] = []
+        self._create_scenario: tuple[str, dict[str, object]] = ("completed", {})
+        # Intercom's real limit is per app and workspace; by default only the headers are emulated, so
+        # benchmarks are not throttled unless set_rate_limit() asks for it.
+        self._rl_limit = 10_000
+        self._rl_window = 60.0
+        self._rl_enforced = False
+        self._rl_start = -1.0
+        self._rl_count = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> IntercomEmulator:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already started")
+        self._stopping.clear()
+        server = _Server((self.host, self.port), self)
+        self.port = int(server.server_address[1])
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="intercom-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()  # wakes slow status calls
+        server.shutdown()
+        server.close_connections()  # idle keep-alive connections would otherwise hold handler threads
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> IntercomEmulator:
+        return self.start() if self._server is None else self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ---- scripting ------------------------------------------------------------------------------------
+
+    def add_job(self, scenario: str = "completed", job_identifier: str | None = None, **options: object) -> str:
+        """Register a job that behaves as `scenario` (see SCENARIOS), with option overrides; returns its id."""
+        with self._lock:
+            if job_identifier is not None and (
+                not job_identifier or "/" in job_identifier or job_identifier in self._jobs
+            ):
+                raise ValueError(f"job_identifier {job_identifier!r} is empty, has '/', or exists")
+            job_id = job_identifier or self._new_id()
+            job = _build_job(scenario, job_id, options, self.clock())
+            if scenario != "not_found":  # a not_found job is an id nobody registered
+                self._register(job)
+            return job_id
+
+    def job_status(self, job_identifier: str) -> str | None:
+        """The job's current internal status (the last one served, or its first step); None if unknown."""
+        with self._lock:
+            job = self._jobs.get(job_identifier)
+            return None if job is None else job.status
+
+    def job_info(self, job_identifier: str) -> dict[str, object] | None:
+        with self._lock:
+            job = self._jobs.get(job_identifier)
+            return None if job is None else self._info(job)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every API request so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def requests_for(self, job_identifier: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self._requests if r.job_identifier == job_identifier]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def set_rate_limit(self, limit: int, window_seconds: float = 10.0) -> None:
+        """Enforce `limit` API calls per aligned window: the call over it gets a real 429."""
+        if limit < 0 or window_seconds <= 0:
+            raise ValueError("limit must be >= 0 and window_seconds > 0")
+        with self._lock:
+            self._rl_limit = limit
+            self._rl_window = float(window_seconds)
+            self._rl_enforced = True
+            self._rl_start = -1.0
+            self._rl_count = 0
+
+    def set_create_scenario(self, scenario: str = "completed", **options: object) -> None:
+        """How jobs created through `POST /export/content/data` behave from now on."""
+        _build_job(scenario, "validation", options, self.clock())
+        with self._lock:
+            self._create_scenario = (scenario, dict(options))
+
+    # ---- internals (callers hold self._lock unless noted) ---------------------------------------------
+
+    def _new_id(self) -> str:
+        while True:
+            job_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+            if job_id not in self._jobs:
+                return job_id
+
+    def _register(self, job: _Job) -> None:
+        self._set_status(job, job.steps[0])
+        self._jobs[job.job_identifier] = job
+
+    def _set_status(self, job: _Job, status: str) -> None:
+        job.status = status
+        if status in _COMPLETE and job.completed_at is None:
+            job.completed_at = self.clock()
+
+    def _expires_at(self, job: _Job) -> float | None:
+        return None if job.completed_at is None else job.completed_at + job.expires_in
+
+    def _model(self, job: _Job) -> dict[str, str]:
+        url = expires = ""
+        expires_at = self._expires_at(job)
+        if job.status in _COMPLETE and expires_at is not None:
+            origin = job.download_origin or self.base_url
+            url = f"{origin}/download/content/data/{job.job_identifier}"
+            expires = str(int(expires_at))
+        return {
+            "job_identifier": job.job_identifier,
+            "status": job.status,
+            "download_url": url,
+            "download_expires_at": expires,
+        }
+
+    def _info(self, job: _Job) -> dict[str, object]:
+        return {
+            "job_identifier": job.job_identifier,
+            "scenario": job.scenario,
+            "options": job.options,
+            "status": job.status,
+            "steps": list(job.steps),
+            "canceled": job.canceled,
+            "created_via_api": job.created_via_api,
+            "status_calls": job.status_calls,
+            "download_attempts": job.download_attempts,
+            "completed_at": job.completed_at,
+            "download_expires_at": self._expires_at(job),
+            "faults_used": dict(job.faults_used),
+            "download_faults_used": dict(job.download_faults_used),
+        }
+
+    def _count_call(self) -> tuple[dict[str, str], bool]:
+        """Count one authenticated call in the current aligned window: (rate-limit headers, exceeded)."""
+        now = self.clock()
+        start = math.floor(now / self._rl_window) * self._rl_window
+        if start != self._rl_start:
+            self._rl_start, self._rl_count = start, 0
+        self._rl_count += 1
+        headers = {
+            "X-RateLimit-Limit": str(self._rl_limit),
+            "X-RateLimit-Remaining": str(max(0, self._rl_limit - self._rl_count)),
+            "X-RateLimit-Reset": str(math.ceil(start + self._rl_window)),
+        }
+        return headers, self._rl_enforced and self._rl_count > self._rl_limit
+
+    def _rate_limit_message(self) -> str:
+        window = self._rl_window
+        shown = str(int(window)) if window.is_integer() else str(window)
+        return f"Exceeded rate limit of {self._rl_limit} in {shown}_seconds"
+
+    # ---- HTTP entry points (called by the handler without the lock) ------------------------------------
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _api(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+        scheme, _, credential = (headers.get("authorization") or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or credential.strip() != self.token:
+            return _error(401, "unauthorized", "Access Token Invalid")  # no rate-limit headers, like Intercom
+        with self._lock:
+            rate_headers, exceeded = self._count_call()
+            message = self._rate_limit_message()
+        reply = _error(429, "rate_limit_exceeded", message) if exceeded else self._route(method, path, headers, body)
+        for name, value in rate_headers.items():
+            reply.headers.setdefault(name, value)  # a scenario's own 429 keeps its Reset
+        return reply
+
+    def _route(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+        job_id = _job_id_of(path)
+        if method == "POST" and path == "/export/content/data":
+            return self._create(body)
+        if job_id is None:
+            return _unknown_resource()
+        if method == "GET" and path.startswith("/export/content/data/"):
+            return self._status(job_id)
+        if method == "POST" and path.startswith("/export/cancel/"):
+            return self._cancel(job_id)
+        if method == "GET" and path.startswith("/download/content/data/"):
+            return self._download(job_id, headers.get("accept") or "")
+        return _unknown_resource()
+
+    def _create(self, body: bytes) -> _Reply:
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError:
+            return _error(400, "bad_request", "Request body is not valid JSON")
+        if not isinstance(payload, dict):
+            return _error(400, "bad_request", "Request body must be a JSON object")
+        for name in ("created_at_after", "created_at_before"):
+            value = payload.get(name)
+            if value is None:
+                return _error(400, "bad_request", f"{name} is required")
+            if not isinstance(value, int) or isinstance(value, bool):
+                return _error(400, "bad_request", f"{name} must be an integer unix timestamp")
+        if payload["created_at_after"] > payload["created_at_before"]:
+            return _error(400, "bad_request", "created_at_after must not be later than created_at_before")
+        with self._lock:
+            if any(j.created_via_api and j.status in _ACTIVE for j in self._jobs.values()):
+                return _error(429, "rate_limit_exceeded", "Exceeded rate limit of 1 pending message data export jobs")
+            scenario, options = self._create_scenario
+            job = _build_job(scenario, self._new_id(), options, self.clock())
+            job.created_via_api = True
+            self._register(job)
+            return _json_reply(200, self._model(job))
+
+    def _status(self, job_id: str) -> _Reply:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return _job_not_found(job_id)
+            job.status_calls += 1
+            delay = self.status_delay
+            if job.delay > 0 and _take(job.slow_count, job.slow_used):
+                job.slow_used += 1
+                delay += job.delay
+        if delay > 0:
+            self._stopping.wait(delay)  # stop() cuts a slow call short
+        with self._lock:
+            fault = self._status_fault(job)
+            if fault is not None:
+                return fault
+            if not job.canceled:
+                self._set_status(job, job.steps[min(job.step_calls, len(job.steps) - 1)])
+            job.step_calls += 1
+            model = self._model(job)
+            # Documented: a job over 12 hours fails and the status call answers 504 with the JSON job model.
+            return _json_reply(504 if job.status == "failed" else 200, model)
+
+    def _status_fault(self, job: _Job) -> _Reply | None:
+        for name in _STATUS_FAULTS:
+            used = job.faults_used.get(name, 0)
+            if not _take(job.faults[name], used):
+                continue
+            job.faults_used[name] = used + 1
+            if name == "rate_limit_count":
+                reply = _error(429, "rate_limit_exceeded", self._rate_limit_message())
+                reply.headers = {
+                    "X-RateLimit-Limit": str(self._rl_limit),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(math.ceil(self.clock() + job.reset_in)),
+                }
+                return reply
+            if name == "html_504_count":
+                return _Reply(504, _HTML_504, _HTML)
+            if name == "error_count":
+                kind = used % 3
+                if kind == 0:
+                    return _error(500, "server_error", "Server Error")
+                if kind == 1:
+                    return _Reply(502, _HTML_502, _HTML)
+                return _error(503, "service_unavailable", "Service Unavailable")
+            if name == "malformed_count":
+                bodies = (f'{{"job_identifier":"{job.job_identifier}","status":"in_prog'.encode(), b"", b"OK")
+                return _Reply(200, bodies[used % len(bodies)])
+            variants: tuple[object, ...] = (
+                {"job_identifier": job.job_identifier, "status": 2, "download_url": None, "download_expires_at": 1},
+                {"job_identifier": job.job_identifier},
+                [{"job_identifier": job.job_identifier, "status": "completed"}],
+            )
+            return _json_reply(200, variants[used % len(variants)])
+        return None
+
+    def _cancel(self, job_id: str) -> _Reply:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return _job_not_found(job_id)
+            job.canceled = True
+            job.status = "canceled"
+            return _json_reply(200, self._model(job))
+
+    def _download(self, job_id: str, accept: str) -> _Reply:
+        media = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+        if "application/octet-stream" not in media:
+            # Deliberately strict (*/* is refused too): the official SDKs omit this header and fail live.
+            return _error(406, "not_acceptable", "Accept header must be application/octet-stream")
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return _job_not_found(job_id)
+            job.download_attempts += 1
+            expires_at = self._expires_at(job)
+            if job.canceled or job.status not in _COMPLETE or expires_at is None:
+                return _job_not_found(job_id)
+            if self.clock() >= expires_at:
+                return _job_not_found(job_id)  # Intercom deletes the file two days after completion
+            if job.redirect_to is not None:
+                location = f"{job.redirect_to.rstrip('/')}/download/content/data/{job_id}"
+                return _Reply(302, b"", _JSON, {"Location": location})
+            if job.download_gone:
+                return _job_not_found(job_id)
+            fault: str | None = None
+            for name, limit in (("reset", job.reset_downloads), ("truncate", job.flaky_downloads)):
+                used = job.download_faults_used.get(name, 0)
+                if _take(limit, used):
+                    job.download_faults_used[name] = used + 1
+                    fault = name
+                    break
+            body = job.body
+        if body is None:
+            body = _make_body(job)  # built outside the lock: a big `rows` export takes a moment
+            with self._lock:
+                job.body = body
+        suffix = "zip" if job.body_format == "zip" else "csv.gz"
+        headers = {"Content-Disposition": f'attachment; filename="{job_id}.{suffix}"'}
+        return _Reply(200, b"", "application/octet-stream", headers, stream=body, fault=fault)
+
+    def _control(self, method: str, path: str, query: str, body: bytes) -> _Reply:
+        """Scripting over HTTP for other processes. No auth: it only ever listens on loopback."""
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            return _json_reply(400, {"error": "body is not JSON"})
+        if method == "POST" and path in ("/_emulator/jobs", "/_emulator/create_scenario"):
+            if not isinstance(payload, dict):
+                return _json_reply(400, {"error": "body must be a JSON object"})
+            options = {str(k): v for k, v in payload.items()}
+            scenario = options.pop("scenario", "completed")
+            try:
+                if not isinstance(scenario, str):
+                    raise ValueError("scenario must be a string")
+                if path == "/_emulator/create_scenario":
+                    self.set_create_scenario(scenario, **options)
+                    return _json_reply(200, {"scenario": scenario})
+                job_id = options.pop("job_identifier", None)
+                if job_id is not None and not isinstance(job_id, str):
+                    raise ValueError("job_identifier must be a string")
+                return _json_reply(200, {"job_identifier": self.add_job(scenario, job_id, **options)})
+            except ValueError as exc:
+                return _json_reply(400, {"error": str(exc)})
+        if method == "GET" and path == "/_emulator/jobs":
+            with self._lock:
+                return _json_reply(200, {"jobs": [self._info(j) for j in self._jobs.values()]})
+        if method == "GET" and path.startswith("/_emulator/jobs/"):
+            info = self.job_info(unquote(path.removeprefix("/_emulator/jobs/")))
+            return _json_reply(404, {"error": "unknown job"}) if info is None else _json_reply(200, info)
+        if path == "/_emulator/requests":
+            if method == "DELETE":
+                self.clear_requests()
+                return _json_reply(200, {"requests": []})
+            if method == "GET":
+                wanted = parse_qs(query).get("job_identifier")
+                recorded = self.requests_for(wanted[0]) if wanted else self.requests
+                return _json_reply(200, {"requests": [r.to_dict() for r in recorded]})
+        if method == "POST" and path == "/_emulator/rate_limit" and isinstance(payload, dict):
+            try:
+                limit = _int_opt("limit", payload.get("limit"))
+                window = _float_opt("window_seconds", payload.get("window_seconds", 10.0))
+                self.set_rate_limit(cast(int, limit), window)
+            except ValueError as exc:
+                return _json_reply(400, {"error": str(exc)})
+            return _json_reply(200, {"limit": limit, "window_seconds": window})
+        if method == "GET" and path == "/_emulator/health":
+            return _json_reply(200, {"ok": True, "base_url": self.base_url})
+        return _json_reply(404, {"error": f"no control endpoint {method} {path}"})
+
+
+def _job_id_of(path: str) -> str | None:
+    for prefix in ("/export/content/data/", "/export/cancel/", "/download/content/data/"):
+        if path.startswith(prefix):
+            rest = path.removeprefix(prefix)
+            if rest and "/" not in rest:
+                return unquote(rest)
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# HTTP plumbing
+# --------------------------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # benchmarks open many pooled connections at once
+
+    def __init__(self, address: tuple[str, int], emulator: IntercomEmulator) -> None:
+        self.emulator = emulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def track(self, connection: socket.socket, alive: bool) -> None:
+        with self._connections_lock:
+            if alive:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Clients hanging up mid-body (and stop() shutting sockets) are normal here, not worth a traceback.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        _LOG.exception("intercom emulator: handler failed for %s", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as pooled requests.Session clients expect
+
+    def version_string(self) -> str:
+        return "IntercomEmulator/1.0"  # the base class appends the Python version
+
+    @property
+    def emulator(self) -> IntercomEmulator:
+        return cast(_Server, self.server).emulator
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; with Nagle on, the body waits for the client's
+        # delayed ACK (~40 ms per request), which would dominate every benchmark.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cast(_Server, self.server).track(self.connection, alive=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            cast(_Server, self.server).track(self.connection, alive=False)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: one stderr line per request would drown test and benchmark output."""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method: str) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        parts = urlsplit(self.path)
+        emulator = self.emulator
+        try:
+            if parts.path.startswith("/_emulator/"):
+                reply = emulator._control(method, parts.path, parts.query, body)
+            else:
+                emulator._record(
+                    RecordedRequest(
+                        method=method,
+                        path=self.path,
+                        headers=dict(self.headers.items()),
+                        time=emulator.clock(),
+                        client=f"{self.client_address[0]}:{self.client_address[1]}",
+                        job_identifier=_job_id_of(parts.path),
+                        body=body,
+                    )
+                )
+                lowered = {k.lower(): v for k, v in self.headers.items()}
+                reply = emulator._api(method, parts.path, lowered, body)
+        except Exception:
+            _LOG.exception("intercom emulator: failed to handle %s %s", method, self.path)
+            reply = _error(500, "server_error", "emulator failure")
+        self._write(reply)
+
+    def _read_body(self) -> bytes | None:
+        """The whole request body (so keep-alive stays in sync), or None after answering an error."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        raw = self.headers.get("Content-Length")
+        if not raw:
+            return b""
+        try:
+            length = int(raw)
+        except ValueError:
+            length = -1
+        if length < 0 or length > _MAX_REQUEST_BODY:
+            self.close_connection = True
+            self._write(_error(400, "bad_request", "invalid or too large Content-Length"))
+            return None
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes | None:
+        data = bytearray()
+        try:
+            while True:
+                size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return bytes(data)
+                if len(data) + size > _MAX_REQUEST_BODY:
+                    raise ValueError("body too large")
+                data += self.rfile.read(size)
+                self.rfile.readline(1024)
+        except ValueError:
+            self.close_connection = True
+            self._write(_error(400, "bad_request", "invalid chunked body"))
+            return None
+
+    def _write(self, reply: _Reply) -> None:
+        size = reply.stream.size if reply.stream is not None else len(reply.body)
+        self.send_response(reply.code)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(size))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if reply.stream is None:
+            if reply.body:
+                self.wfile.write(reply.body)
+            return
+        limit = size if reply.fault is None else size // 2
+        sent = 0
+        for chunk in reply.stream.chunks():
+            piece = chunk[: limit - sent] if sent + len(chunk) > limit else chunk
+            if piece:
+                self.wfile.write(piece)
+                sent += len(piece)
+            if sent >= limit:
+                break
+        if reply.fault == "truncate":
+            self.close_connection = True  # a clean FIN short of Content-Length
+        elif reply.fault == "reset":
+            self._reset_connection()
+
+    def _reset_connection(self) -> None:
+        """Close with SO_LINGER 0 so the kernel sends RST, as a dropped connection mid-download does."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # the makefile() reader holds a reference: without this close() would not close
+        self.connection.close()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Standalone
+# --------------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m exportwatch.emulator",
+        description="Local Intercom data export API emulator. Prints its base URL on the first line.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help=f"accepted bearer token (default {DEFAULT_TOKEN})")
+    parser.add_argument("--status-delay", type=float, default=0.0, help="seconds every status call waits")
+    args = parser.parse_args(argv)
+    emulator = IntercomEmulator(token=args.token, host=args.host, port=args.port, status_delay=args.status_delay)
+    emulator.start()
+    print(emulator.base_url, flush=True)
+    done = threading.Event()
+    with contextlib.suppress(ValueError):  # ValueError: not the main thread
+        # SIGTERM (how test harnesses and benchmarks stop it) ends as cleanly as Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""Records and states shared by the poller, the store, the notifier and the CLI."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    """Our state for a tracked job. Every state but WATCHING is final; a final job is settled once notified."""
+
+    WATCHING = "watching"  # Intercom has not finished, or it has but the copy has not succeeded yet
+    COMPLETED = "completed"  # the export is in S3
+    FAILED = "failed"
+    NOT_FOUND = "not_found"
+    NO_DATA = "no_data"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not JobState.WATCHING
+
+
+class Event(StrEnum):
+    """Notification event names: a contract for subscribers and their filter policies."""
+
+    COMPLETED = "export.completed"
+    FAILED = "export.failed"
+    NOT_FOUND = "export.not_found"
+    NO_DATA = "export.no_data"
+    CANCELED = "export.canceled"
+    EXPIRED = "export.expired"
+
+    @classmethod
+    def for_state(cls, state: JobState) -> Event:
+        if not state.is_final:
+            raise ValueError(f"no event for non-final state {state}")
+        return cls(f"export.{state.value}")
+
+
+class IntercomStatus(StrEnum):
+    """Statuses Intercom documents. `complete` is the older spelling of `completed` that some pages use."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    NO_DATA = "no_data"
+    CANCELED = "canceled"
+
+    @property
+    def is_finished_ok(self) -> bool:
+        return self in (IntercomStatus.COMPLETED, IntercomStatus.COMPLETE)
+
+    @property
+    def is_running(self) -> bool:
+        return self in (IntercomStatus.PENDING, IntercomStatus.IN_PROGRESS)
+
+
+# Intercom job ids are short lowercase alphanumerics (e.g. "orzzsbd7hk67xyu"). We accept a little more
+# (upper case, '-' and '_') so a format change on Intercom's side does not lock users out, but nothing that
+# could change the URL path or a log line: no '/', whitespace, control characters, '..' or absurd lengths.
+JOB_ID_MAX_LEN = 64
+_JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+class InvalidJobId(ValueError):
+    pass
+
+
+def validate_job_id(value: object) -> str:
+    """Return the id if it is a plausible Intercom job id, else raise InvalidJobId with a one-line reason."""
+    if not isinstance(value, str):
+        raise InvalidJobId(f"job id must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidJobId("job id is empty")
+    if len(value) > JOB_ID_MAX_LEN:
+        raise InvalidJobId(f"job id is {len(value)} characters long; Intercom ids are at most {JOB_ID_MAX_LEN}")
+    if not _JOB_ID_RE.fullmatch(value):
+        raise InvalidJobId(
+            f"job id {value!r} has characters Intercom ids never contain (only letters, digits, '-' and '_')"
+        )
+    return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    """ISO 8601 UTC with a Z suffix, second precision: what notifications and the table carry."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def human_size(n: int) -> str:
+    """1536 -> '1.5 KiB'. Binary units, as S3's console shows them."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class ArchivedCopy:
+    """Where a finished export now lives, and what it is."""
+
+    bucket: str
+    key: str
+    size_bytes: int
+    sha256: str
+    content_type: str
+
+    @property
+    def s3_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass
+class Job:
+    """One tracked export job: the item in the job table."""
+
+    job_identifier: str
+    state: JobState = JobState.WATCHING
+    intercom_status: str | None = None
+    tracked_at: str | None = None
+    last_checked_at: str | None = None
+    next_check_at: int | None = None
+    attempts: int = 0
+    download_expires_at: str | None = None
+    s3_uri: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    notified_at: str | None = None
+    last_error: str | None = None
+    outcome_reason: str | None = None
+    outcome_at: str | None = None  # when the outcome was decided: a retried publish carries the same time
+    created_at_after: str | None = None
+    created_at_before: str | None = None
+    lease_owner: str | None = None
+    lease_until: int | None = None
+    ttl: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def settled(self) -> bool:
+        """Final and notified: nothing left to do for this job."""
+        return self.state.is_final and self.notified_at is not None

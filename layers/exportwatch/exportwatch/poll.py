@@ -1,0 +1,354 @@
+"""The poll cycle: the one place where a job's state changes.
+
+For each due job: claim it (a lease, by conditional write), ask Intercom for its status, act on the outcome
+(copy to S3, decide a final state), checkpoint, publish the notification, then settle the job and release
+the lease. A failure at any step leaves the job due, so the next cycle resumes where this one stopped:
+
+    watching --(pending/in_progress, transient error, copy failed)--> watching (checked again later)
+    watching --(completed + copied)--> completed --(published)--> settled
+    watching --(failed / no_data / canceled / 404 / expired / foreign download_url)--> <final> --> settled
+
+A final state whose publish failed stays due and is published on a later cycle; a settled job leaves the
+due index and gets a TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from exportwatch.archive import CopySettings, copy_to_s3
+from exportwatch.config import Settings
+from exportwatch.intercom import (
+    DownloadGone,
+    ForeignOrigin,
+    IntercomClient,
+    MalformedResponse,
+    Outcome,
+    RateLimited,
+    StatusReport,
+    TransientError,
+    Unauthorized,
+)
+from exportwatch.model import Job, JobState, from_epoch, iso
+from exportwatch.notifier import Notifier, notification_for
+from exportwatch.store import JobStore, LeaseLost
+
+log = logging.getLogger(__name__)
+
+_FINAL_FOR: dict[Outcome, tuple[JobState, str]] = {
+    Outcome.FAILED: (
+        JobState.FAILED,
+        "Intercom reports the export job failed (jobs that run longer than 12 hours fail); request a new export",
+    ),
+    Outcome.NO_DATA: (JobState.NO_DATA, "Intercom found no messages sent in the requested date range"),
+    Outcome.CANCELED: (JobState.CANCELED, "the export job was canceled at Intercom"),
+    Outcome.NOT_FOUND: (JobState.NOT_FOUND, "Intercom has no export job with this identifier"),
+}
+
+
+@dataclass
+class Poller:
+    """Everything a cycle needs, built once per Lambda container (or CLI run) by wiring.build()."""
+
+    settings: Settings
+    store: JobStore
+    intercom: IntercomClient
+    s3: Any
+    notifier: Notifier
+    copy_settings: CopySettings = field(default_factory=CopySettings)
+    clock: Callable[[], float] = time.time
+
+
+@dataclass
+class JobResult:
+    job_identifier: str
+    action: str  # checked | copied | notified | retry | deferred | skipped | error
+    state: str = ""
+    intercom_status: str | None = None
+    event: str | None = None
+    detail: str = ""
+    bytes_copied: int = 0
+    copy_seconds: float = 0.0
+
+
+@dataclass
+class CycleSummary:
+    owner: str
+    due: int = 0
+    results: list[JobResult] = field(default_factory=list)
+    left_for_next_cycle: int = 0
+    stopped: str | None = None  # why the cycle stopped taking new work early, if it did
+
+    @property
+    def events(self) -> Counter[str]:
+        return Counter(r.event for r in self.results if r.event)
+
+    @property
+    def actions(self) -> Counter[str]:
+        return Counter(r.action for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "due": self.due,
+            "processed": len(self.results),
+            "left_for_next_cycle": self.left_for_next_cycle,
+            "stopped": self.stopped,
+            "actions": dict(self.actions),
+            "events": dict(self.events),
+            "bytes_copied": sum(r.bytes_copied for r in self.results),
+            "jobs": [asdict(r) for r in self.results],
+        }
+
+
+def new_owner() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def run_cycle(
+    poller: Poller,
+    *,
+    all_jobs: bool = False,
+    time_left: Callable[[], float] | None = None,
+    reserve_seconds: float = 60.0,
+    owner: str | None = None,
+) -> CycleSummary:
+    """Run one poll cycle. `all_jobs` ignores back-off and checks every unfinished job now.
+
+    `time_left` (seconds) lets the Lambda handler stop taking new jobs `reserve_seconds` before its timeout;
+    jobs not started are simply still due next cycle.
+    """
+    return _Cycle(poller, owner or new_owner(), all_jobs, time_left, reserve_seconds).run()
+
+
+class _Cycle:
+    def __init__(
+        self,
+        poller: Poller,
+        owner: str,
+        all_jobs: bool,
+        time_left: Callable[[], float] | None,
+        reserve_seconds: float,
+    ) -> None:
+        self.p = poller
+        self.s = poller.settings
+        self.owner = owner
+        self.all_jobs = all_jobs
+        self.time_left = time_left
+        self.reserve = reserve_seconds
+        self.summary = CycleSummary(owner=owner)
+        self._stop_lock = threading.Lock()
+
+    # -- scheduling ---------------------------------------------------------------------------------------
+
+    def _due_by(self, now: float) -> int | None:
+        # Half an interval of grace: a job scheduled "next cycle" is due even if this run fires a bit early.
+        return None if self.all_jobs else int(now + self.s.poll_interval_seconds / 2)
+
+    def _stop(self, reason: str) -> None:
+        with self._stop_lock:
+            self.summary.stopped = self.summary.stopped or reason
+
+    def _should_stop(self) -> bool:
+        if self.summary.stopped:
+            return True
+        if self.time_left is not None and self.time_left() < self.reserve:
+            self._stop("time budget: the rest is left for the next cycle")
+            return True
+        return False
+
+    def run(self) -> CycleSummary:
+        ids = self.p.store.due_ids(self._due_by(self.p.clock()))
+        self.summary.due = len(ids)
+        if not ids:
+            return self.summary
+        self.p.intercom.ensure_token()  # a bad secret is a ConfigError for the whole cycle, not per job
+        pending: set[Future[JobResult]] = set()
+        queue = list(reversed(ids))
+        with ThreadPoolExecutor(max_workers=self.s.poll_concurrency, thread_name_prefix="poll") as pool:
+            while queue or pending:
+                while queue and len(pending) < self.s.poll_concurrency and not self._should_stop():
+                    pending.add(pool.submit(self._process_safely, queue.pop()))
+                if not pending:
+                    break
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                self.summary.results.extend(f.result() for f in done)
+        self.summary.left_for_next_cycle = len(queue)
+        return self.summary
+
+    # -- one job ------------------------------------------------------------------------------------------
+
+    def _process_safely(self, job_id: str) -> JobResult:
+        try:
+            return self._process(job_id)
+        except Exception as exc:  # one job's error never stops the others
+            log.exception("job %s: unexpected error", job_id)
+            return JobResult(job_id, "error", detail=f"{type(exc).__name__}: {exc}"[:300])
+
+    def _process(self, job_id: str) -> JobResult:
+        now = self.p.clock()
+        job = self.p.store.claim(job_id, self.owner, int(now), self.s.lease_seconds, self._due_by(now))
+        if job is None:
+            return JobResult(job_id, "skipped", detail="claimed by another poller or no longer due")
+        result = JobResult(job_id, "checked")
+        try:
+            if not job.state.is_final:
+                self._check(job, result)
+                if job.state.is_final:
+                    # Checkpoint the outcome (and the copy) before telling anyone, so a crash after the
+                    # publish cannot lose the copy's record, and a lost lease stops us before a duplicate.
+                    self.p.store.save(job, self.owner, release=False)
+            if job.state.is_final and job.notified_at is None:
+                self._notify(job, result)
+            self.p.store.save(job, self.owner, release=True)
+        except LeaseLost as exc:
+            log.warning("job %s: %s", job_id, exc)
+            result.action, result.detail = "skipped", str(exc)
+        result.state = job.state.value
+        result.intercom_status = job.intercom_status
+        return result
+
+    def _check(self, job: Job, result: JobResult) -> None:
+        now = self.p.clock()
+        job.attempts += 1
+        job.last_checked_at = iso(from_epoch(now))
+        try:
+            report = self.p.intercom.get_status(job.job_identifier)
+        except Exception as exc:
+            self._defer(job, result, exc, "status check")
+            return
+        job.intercom_status = report.status
+        if report.download_expires_at is not None:
+            job.download_expires_at = iso(report.download_expires_at)
+        if report.outcome is Outcome.RUNNING:
+            job.last_error = None
+            self._schedule(job, self._running_delay(job, now))
+            result.detail = f"still {report.status}"
+        elif report.outcome is Outcome.COMPLETED:
+            self._copy(job, report, result)
+        else:
+            state, reason = _FINAL_FOR[report.outcome]
+            if report.outcome is Outcome.NOT_FOUND and report.message:
+                reason = f"{reason} ({report.message})"
+            self._finalize(job, state, reason)
+
+    def _copy(self, job: Job, report: StatusReport, result: JobResult) -> None:
+        now = self.p.clock()
+        expires = report.download_expires_at
+        if expires is not None and expires.timestamp() <= now:
+            self._finalize(job, JobState.EXPIRED, f"Intercom's copy expired at {iso(expires)} before it was copied")
+            return
+        url = report.download_url or f"{self.p.intercom.api_url}/download/content/data/{job.job_identifier}"
+        try:
+            with self.p.intercom.download(url) as resp:
+                length = resp.headers.get("Content-Length")
+                copied = copy_to_s3(
+                    self.p.s3,
+                    resp.raw,
+                    bucket=self.s.export_bucket,
+                    prefix=self.s.export_prefix,
+                    job_id=job.job_identifier,
+                    expected_length=int(length) if length and length.isdigit() else None,
+                    settings=self.p.copy_settings,
+                )
+        except ForeignOrigin as exc:
+            self._finalize(job, JobState.FAILED, str(exc))
+            return
+        except DownloadGone as exc:
+            self._finalize(job, JobState.EXPIRED, f"Intercom no longer has the file: {exc}")
+            return
+        except Exception as exc:
+            self._defer(job, result, exc, "copy")
+            return
+        job.s3_uri = copied.copy.s3_uri
+        job.size_bytes = copied.copy.size_bytes
+        job.sha256 = copied.copy.sha256
+        job.content_type = copied.copy.content_type
+        result.action, result.bytes_copied, result.copy_seconds = (
+            "copied",
+            copied.copy.size_bytes,
+            copied.seconds,
+        )
+        log.info("job %s: copied %d bytes to %s", job.job_identifier, copied.copy.size_bytes, job.s3_uri)
+        self._finalize(job, JobState.COMPLETED, None)
+
+    def _defer(self, job: Job, result: JobResult, exc: Exception, step: str) -> None:
+        """Keep the job as it is and check it again later; decide how much later from the error."""
+        text = _describe(exc)
+        job.last_error = f"{step}: {text}"
+        result.action, result.detail = "retry", job.last_error
+        if isinstance(exc, RateLimited):
+            # Never a failure: wait for Intercom's window to reset, and stop starting more work this cycle.
+            job.attempts = max(0, job.attempts - 1)
+            job.next_check_at = math.ceil(exc.reset_at)
+            result.action = "deferred"
+            self._stop(f"rate limited by Intercom until {iso(from_epoch(exc.reset_at))}")
+            return
+        if isinstance(exc, Unauthorized):
+            self._stop("Intercom rejected the token (401)")
+            log.error("job %s: %s", job.job_identifier, text)
+        elif isinstance(exc, TransientError | MalformedResponse):
+            log.warning("job %s: %s failed, will retry: %s", job.job_identifier, step, text)
+        else:
+            log.warning("job %s: %s failed, will retry: %s", job.job_identifier, step, text, exc_info=exc)
+        self._schedule(job, self.s.poll_interval_seconds)
+
+    def _finalize(self, job: Job, state: JobState, reason: str | None) -> None:
+        job.state = state
+        job.outcome_reason = reason
+        job.outcome_at = iso(from_epoch(self.p.clock()))
+        job.last_error = None
+        log.info("job %s: outcome %s%s", job.job_identifier, state.value, f" ({reason})" if reason else "")
+
+    def _notify(self, job: Job, result: JobResult) -> None:
+        note = notification_for(job)
+        try:
+            self.p.notifier.publish(note)
+        except Exception as exc:
+            # Not lost: the job stays due in its final state and the publish is retried next cycle.
+            job.last_error = f"publish {note.event.value}: {_describe(exc)}"
+            log.warning("job %s: %s; will retry next cycle", job.job_identifier, job.last_error)
+            self._schedule(job, self.s.poll_interval_seconds)
+            result.action, result.detail = "retry", job.last_error
+            return
+        now = self.p.clock()
+        job.notified_at = iso(from_epoch(now))
+        job.ttl = int(now) + self.s.settled_ttl_days * 86400
+        job.last_error = None
+        result.event = note.event.value
+        if result.action == "checked":
+            result.action = "notified"
+
+    def _schedule(self, job: Job, delay: float) -> None:
+        job.next_check_at = int(self.p.clock() + delay)
+
+    def _running_delay(self, job: Job, now: float) -> float:
+        """Check young jobs every cycle; back off to a tenth of the job's age, capped (most finish in minutes)."""
+        age = now - _epoch(job.tracked_at, now)
+        return min(max(self.s.poll_interval_seconds, age / 10), self.s.max_check_delay_seconds)
+
+
+def _epoch(value: str | None, default: float) -> float:
+    if not value:
+        return default
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return default
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:300]
