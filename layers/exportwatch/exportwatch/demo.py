@@ -150,8 +150,8 @@ def run_demo(template: str | None = None) -> int:
 
 
 def _jobs(table: str) -> list[Any]:
-    from exportwatch.wiring import aws_clients
     from exportwatch.store import JobStore
+    from exportwatch.wiring import aws_clients
 
     return list(JobStore(aws_clients()["dynamodb"], table).scan_all())
 

@@ -1,6 +1,6 @@
 """Local emulator of Intercom's data export API: a real HTTP server for tests, the demo and benchmarks.
 
-It follows docs in /work/shared/reference (intercom-export-api.md and the 2.16 OpenAPI excerpt) including the
+It follows the API reference (intercom-export-api.md and the 2.16 OpenAPI excerpt), including the
 API's inconsistencies (`complete` vs `completed`, a 504 with a JSON `failed` body vs an HTML edge 504, ZIP vs
 gzip bodies), because the client must survive every variant the live API has been seen to produce.
 

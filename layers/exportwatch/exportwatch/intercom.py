@@ -276,6 +276,7 @@ class IntercomClient:
                 headers=self._headers(url, accept),
                 timeout=self._timeout,
                 allow_redirects=False,
+                stream=True,  # JSON is then read with a size cap, downloads without buffering
                 **kw,
             )
         except requests.Timeout:
@@ -287,8 +288,12 @@ class IntercomClient:
         return resp
 
     def _read_json(self, resp: requests.Response) -> object:
-        body = resp.raw.read(MAX_JSON_BYTES + 1, decode_content=True) if resp.raw else resp.content
-        resp.close()
+        try:
+            body = resp.raw.read(MAX_JSON_BYTES + 1, decode_content=True)
+        except Exception as exc:  # urllib3 protocol errors: the body broke off
+            raise TransientError(f"HTTP {resp.status_code} body could not be read: {type(exc).__name__}") from None
+        finally:
+            resp.close()
         if len(body) > MAX_JSON_BYTES:
             raise MalformedResponse(f"HTTP {resp.status_code} body is larger than {MAX_JSON_BYTES} bytes")
         try:
@@ -326,8 +331,17 @@ class IntercomClient:
 
     # -- API ----------------------------------------------------------------------------------------------
 
+    def _get(self, url: str, accept: str = "application/json") -> requests.Response:
+        """GET that waits out one 429 when its window resets soon (the gate sleeps, or raises RateLimited)."""
+        resp = self._send("GET", url, accept=accept)
+        if resp.status_code == 429:
+            self._reset_at(resp)
+            resp.close()
+            resp = self._send("GET", url, accept=accept)
+        return resp
+
     def get_status(self, job_id: str) -> StatusReport:
-        resp = self._send("GET", f"{self.api_url}/export/content/data/{job_id}")
+        resp = self._get(f"{self.api_url}/export/content/data/{job_id}")
         code = resp.status_code
         if code == 504 and self._is_json(resp):
             # Intercom documents a failed job (ran over 12 h) as a 504 whose JSON body says "failed".
@@ -394,7 +408,7 @@ class IntercomClient:
                 f"download_url is on {_describe_origin(url)}, not the Intercom API origin "
                 f"{_describe_origin(self.api_url)}: refusing to send the token there"
             )
-        resp = self._send("GET", url, accept="application/octet-stream", stream=True)
+        resp = self._get(url, accept="application/octet-stream")
         try:
             for _ in range(MAX_REDIRECTS):
                 if resp.status_code not in (301, 302, 303, 307, 308) or "Location" not in resp.headers:
@@ -405,7 +419,7 @@ class IntercomClient:
                     raise TransientError("download redirected to a non-http location")
                 log.info("download redirected to %s", _describe_origin(target))
                 url = target
-                resp = self._send("GET", url, accept="application/octet-stream", stream=True)
+                resp = self._get(url, accept="application/octet-stream")
             if resp.status_code in (404, 410):
                 raise DownloadGone(f"the download answered HTTP {resp.status_code}: the file is gone")
             if resp.status_code != 200:
