@@ -25,6 +25,6 @@ def test_completed_export_is_copied_and_notified_once(
     s3 = aws_client("s3", stack.endpoint_url)
     bucket, key = body["s3_uri"].removeprefix("s3://").split("/", 1)
     data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    assert data[:4] == b"PK\\x03\\x04"
+    assert data[:4] == b"PK\x03\x04"
     assert body["sha256"] == hashlib.sha256(data).hexdigest() and body["size_bytes"] == len(data)
     assert run_cycle(poller).due == 0  # settled: nothing left to do
