@@ -29,6 +29,7 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, exit 2: scripts and people both read the first line only.
+        message = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
         self.exit(EXIT_USAGE, f"exportwatch: error: {message} (see exportwatch --help)\n")
 
 
@@ -123,8 +124,13 @@ def cmd_start(args: argparse.Namespace) -> int:
     intercom = build_intercom(settings, clients["secretsmanager"])
     intercom.ensure_token()
     report = intercom.create(int(since.timestamp()), int(until.timestamp()))
+    try:
+        job_id = validate_job_id(report.job_identifier)
+    except InvalidJobId as exc:
+        # The export exists at Intercom now: say so (exit 1), never pretend nothing happened.
+        return _fail(EXIT_FAILED, f"Intercom created a job but its id is unusable ({exc}); nothing was tracked")
     job = Job(
-        job_identifier=validate_job_id(report.job_identifier),
+        job_identifier=job_id,
         tracked_at=iso(utcnow()),
         next_check_at=0,
         intercom_status=report.status,
@@ -238,9 +244,12 @@ COMMANDS = {
 def _parse_when(raw: str, flag: str, end_of_day: bool) -> datetime:
     text = raw.strip()
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime.combine(day, dtime(23, 59, 59) if end_of_day else dtime(0, 0, 0), UTC)
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    if day is not None:  # a calendar day, in any ISO form (2024-01-31, 20240131, 2024-W05-3)
+        return datetime.combine(day, dtime(23, 59, 59) if end_of_day else dtime(0, 0, 0), UTC)
+    try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{flag} {raw[:40]!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from None

@@ -22,6 +22,8 @@ _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _TOPIC_ARN_RE = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 _VERSION_RE = re.compile(r"\d+\.\d+|Unstable")
 _PREFIX_RE = re.compile(r"[A-Za-z0-9!_.*'()/-]*")
+_MAX_PREFIX_LEN = 900
+_HOST_RE = re.compile(r"[a-z0-9_.:-]+")  # urlsplit lowercases the host; IPv6 arrives without brackets
 
 
 class ConfigError(ValueError):
@@ -109,12 +111,16 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 
 def _api_url(raw: str) -> str:
     name = "INTERCOM_API_URL"
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(raw.strip())
+        host = parts.hostname
+    except ValueError:  # e.g. "https://[abc": an unbalanced IPv6 literal
+        raise ConfigError(name, f"{raw[:80]!r} is not an http(s) URL") from None
+    if parts.scheme not in ("https", "http") or not host or not _HOST_RE.fullmatch(host):
         raise ConfigError(name, f"{raw[:80]!r} is not an http(s) URL")
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
         raise ConfigError(name, "must be a bare origin like https://api.intercom.io (no path, query or credentials)")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _is_loopback(host):
         # The bearer token would cross the network in clear text; plain http is only for a local emulator.
         raise ConfigError(name, "plain http is allowed only for a loopback emulator; use https")
     try:
@@ -140,4 +146,7 @@ def _prefix(raw: str) -> str:
         raise ConfigError(name, f"{value[:80]!r} is not a safe S3 key prefix (letters, digits, '/', '-', '_', '.')")
     if value and not value.endswith("/"):
         value += "/"
+    if len(value) > _MAX_PREFIX_LEN:
+        # S3 keys are at most 1024 bytes and a key is <prefix><job id (<= 64)>.<ext>: every copy would fail.
+        raise ConfigError(name, f"is {len(value)} characters long; at most {_MAX_PREFIX_LEN} leave room for the key")
     return value

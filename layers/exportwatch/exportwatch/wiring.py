@@ -27,21 +27,25 @@ _VAR = "INTERCOM_TOKEN_SECRET"
 
 def parse_token(secret_value: str | bytes) -> str:
     """The secret holds the token itself, or JSON with a "token" key. The value is never echoed in errors."""
-    text = secret_value.decode() if isinstance(secret_value, bytes) else secret_value
+    try:  # a SecretBinary arrives as bytes
+        text = secret_value.decode() if isinstance(secret_value, bytes) else secret_value
+    except UnicodeDecodeError:
+        raise ConfigError(_VAR, "the secret's binary value is not UTF-8 text") from None
     text = text.strip()
     if not text:
         raise ConfigError(_VAR, "the secret's value is empty")
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise ConfigError(_VAR, "the secret's value looks like JSON but does not parse") from None
         token = data.get("token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token.strip():
             raise ConfigError(_VAR, 'the secret\'s JSON has no non-empty "token" string')
         text = token.strip()
-    if any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise ConfigError(_VAR, "the token contains whitespace or control characters")
+    # Non-ASCII cannot be sent in an HTTP header (http.client encodes latin-1, then Intercom says 401).
+    if not text.isascii() or any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ConfigError(_VAR, "the token contains whitespace, control or non-ASCII characters")
     return text
 
 
@@ -59,7 +63,8 @@ def token_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
                 value = provider.get(secret_id, max_age=TOKEN_CACHE_SECONDS)
             except GetParameterError as exc:
                 # Powertools' message carries botocore's error (e.g. ResourceNotFoundException), not the value.
-                raise ConfigError(_VAR, f"cannot read secret {secret_id!r}: {_first_line(exc)}") from None
+                # The id is not echoed: a token pasted into the variable by mistake would be printed.
+                raise ConfigError(_VAR, f"cannot read the secret it names: {_first_line(exc)}") from None
         if not isinstance(value, str | bytes):
             raise ConfigError(_VAR, "the secret has no string value")
         return parse_token(value)
