@@ -16,6 +16,7 @@ from exportwatch.emulator import IntercomEmulator
 from exportwatch.localstack import DUMMY_CREDENTIALS, LocalStack, MotoServer, create_resources, subscribe_queue
 from exportwatch.model import Job, iso, utcnow
 from exportwatch.poll import Poller
+from exportwatch.slack_receiver import SlackReceiver
 from exportwatch.wiring import build_poller
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -100,3 +101,35 @@ def track(poller: Poller, *job_ids: str) -> None:
     """Track jobs the way `exportwatch track` does (due at once)."""
     for job_id in job_ids:
         assert poller.store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=0))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Notifications for people (tests/test_render.py, tests/test_slack_notifier.py)
+# ---------------------------------------------------------------------------------------------------------
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+
+
+def check_snapshot(relative: str, actual: str) -> None:
+    """Compare `actual` with the reviewed file tests/snapshots/<relative>; UPDATE_SNAPSHOTS=1 rewrites it.
+
+    A snapshot is only ever written on request, so a rendering change shows up as a failing test and a diff
+    to review, never as a silently accepted new file.
+    """
+    import os
+
+    path = SNAPSHOTS / relative
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.is_file(), f"no snapshot {relative}; review the output, then run with UPDATE_SNAPSHOTS=1"
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, f"{relative} changed; if the change is intended, rerun with UPDATE_SNAPSHOTS=1"
+
+
+@pytest.fixture
+def slack_receiver() -> Iterator[SlackReceiver]:
+    """A local Slack incoming-webhook receiver on 127.0.0.1 (real HTTP)."""
+    with SlackReceiver() as receiver:
+        yield receiver

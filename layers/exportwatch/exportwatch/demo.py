@@ -12,6 +12,7 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from exportwatch.model import Event, human_size
@@ -140,6 +141,9 @@ def run_demo(template: str | None = None) -> int:
             leaked = [r for r in intercom.requests if token in str(r.headers) and r.path.startswith("/_")]
             ok &= not leaked
             _say("every outcome notified exactly once" if ok else "some outcome is missing or duplicated")
+
+            # Notifications for people: the email text and the Slack message (see _show_people_notifications).
+            ok &= _show_people_notifications(moto.endpoint_url, stack.topic_arn, received, template_path)
             return 0 if ok else 1
         finally:
             for key, value in saved.items():
@@ -147,6 +151,131 @@ def run_demo(template: str | None = None) -> int:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Notifications for people: the email text and the Slack message for each outcome. The Slack messages go
+# through the real handler (functions/slack_notifier/app.py) to a local Slack-compatible receiver, with the
+# webhook URL read from (moto's) Secrets Manager; a dead webhook ends in the dead-letter queue.
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _load_slack_handler(template_path: Path) -> Any:
+    """functions/slack_notifier/app.py beside template.yaml, imported as Lambda imports it."""
+    import importlib.util
+
+    path = template_path.parent / "functions" / "slack_notifier" / "app.py"
+    spec = importlib.util.spec_from_file_location("slack_notifier_app", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise FileNotFoundError(f"Slack handler not found at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _DemoContext:
+    function_name = "exportwatch-SlackNotifierFunction"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:exportwatch-SlackNotifierFunction"
+    aws_request_id = "demo"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def _show_people_notifications(endpoint_url: str, topic_arn: str, received: list[Any], template_path: Path) -> bool:
+    import json
+
+    from exportwatch.asyncinvoke import create_dead_letter_queue, invoke_async, retry_attempts
+    from exportwatch.localstack import aws_client, load_template
+    from exportwatch.render import email_text, region_from_arn
+    from exportwatch.slack_receiver import CHANNEL_NOT_FOUND, SlackReceiver
+    from exportwatch.snsevents import capture, lambda_event
+
+    sns = aws_client("sns", endpoint_url)
+    subscription_arn = next(
+        s["SubscriptionArn"]
+        for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+        if s["Protocol"] == "sqs"
+    )
+    region = region_from_arn(topic_arn)
+    ours = [n for n in received if isinstance(n.body, dict) and n.body.get("event") in {e.value for e in Event}]
+    first_per_event: dict[str, Any] = {}
+    for note in ours:
+        first_per_event.setdefault(note.body["event"], note)
+
+    secret_name = "exportwatch/slack-webhook-demo-" + secrets.token_hex(3)
+    env = {"SLACK_WEBHOOK_SECRET": secret_name, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    saved = {k: os.environ.get(k) for k in env}
+    ok = True
+    with SlackReceiver() as slack:
+        url = slack.new_webhook()
+        aws_client("secretsmanager", endpoint_url).create_secret(
+            Name=secret_name, SecretString=json.dumps({"url": url})
+        )
+        os.environ.update(env)
+        try:
+            app = _load_slack_handler(template_path)
+            _heading("email and Slack, one outcome each (Slack: real handler -> local Slack receiver)")
+            _say(f"Slack receiver: {slack.base_url} (webhook URL kept in Secrets Manager as {secret_name})")
+            for event_name, note in sorted(first_per_event.items(), key=lambda kv: list(Event).index(Event(kv[0]))):
+                before = len(slack.payloads)
+                app.lambda_handler(lambda_event(note.envelope, subscription_arn=subscription_arn), _DemoContext())
+                posted = slack.payloads[before:]
+                ok &= len(posted) == 1
+                _heading(f"{event_name}: email")
+                _say(f"Subject: {note.subject}")
+                _say()
+                _say(email_text(note.body, region=region).rstrip("\n"))
+                _heading(f"{event_name}: Slack payload as the receiver got it")
+                for payload in posted:
+                    _say(f"text: {payload['text']}")
+                    for block in payload["blocks"]:
+                        _say(f"  {json.dumps(block, ensure_ascii=False)}")
+                    for attachment in payload.get("attachments", []):
+                        _say(f"  attachment color {attachment.get('color')}:")
+                        for block in attachment.get("blocks", []):
+                            _say(f"    {json.dumps(block, ensure_ascii=False)}")
+
+            _heading("a message from another publisher on the topic: posted as readable raw text")
+            foreign = capture(endpoint_url, topic_arn, ["foreign_text"])["foreign_text"]
+            app.lambda_handler(foreign, _DemoContext())
+            _say(json.dumps(slack.payloads[-1], ensure_ascii=False))
+
+            _heading("a dead webhook (404 channel_not_found): the function fails, the event lands in the DLQ")
+            template = load_template(template_path)
+            sqs = aws_client("sqs", endpoint_url)
+            dlq = create_dead_letter_queue(endpoint_url, template, "exportwatch-slack-dlq-" + secrets.token_hex(3))
+            slack.always(url, CHANNEL_NOT_FOUND)
+            note = ours[0]
+            outcome = invoke_async(
+                app.lambda_handler,
+                lambda_event(note.envelope, subscription_arn=subscription_arn),
+                _DemoContext(),
+                maximum_retry_attempts=retry_attempts(template),
+                on_failure=lambda body: sqs.send_message(QueueUrl=dlq, MessageBody=body),
+            )
+            kept = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages", [])
+            record = json.loads(kept[0]["Body"]) if kept else {}
+            _say(f"attempts: {outcome.attempts} (1 + MaximumRetryAttempts from template.yaml), all failed")
+            for error in outcome.errors[-1:]:
+                _say(f"error: {type(error).__name__}: {error}")
+            condition = record.get("requestContext", {}).get("condition")
+            _say(f"dead-letter queue: {len(kept)} record, condition {condition}")
+            kept_event = record.get("requestPayload", {})
+            kept_ok = kept_event == lambda_event(note.envelope, subscription_arn=subscription_arn)
+            _say("the SNS event is kept whole in the record (requestPayload), ready to redrive" if kept_ok else "BAD")
+            leaked = any(url in json.dumps(r.payload or {}) for r in slack.posts) or (kept and url in kept[0]["Body"])
+            ok &= kept_ok and not outcome.succeeded and not leaked
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    _say("every outcome has an email text and reached Slack" if ok else "some Slack post is missing")
+    return ok
 
 
 def _jobs(table: str) -> list[Any]:

@@ -149,16 +149,20 @@ def parse_job(payload: object, expected_id: str | None = None, *, http_status: i
 
 def _parse_expiry(raw: object) -> datetime | None:
     # Documented as a string of epoch seconds, "" until completion; accept a number too.
-    if raw in (None, ""):
-        return None
     if isinstance(raw, bool):
         raise MalformedResponse("download_expires_at is a boolean")
+    if raw in (None, "", 0, "0"):  # 0 is what some clients send for "not set yet"
+        return None
     try:
         seconds = float(raw) if isinstance(raw, int | float | str) else None
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer too large for a float
         seconds = None
     if seconds is None or not 0 < seconds < 1e11:
-        raise MalformedResponse(f"download_expires_at {_clean(str(raw), 40)!r} is not epoch seconds")
+        try:
+            shown = str(raw)
+        except ValueError:  # an integer with more digits than int -> str conversion allows
+            shown = type(raw).__name__
+        raise MalformedResponse(f"download_expires_at {_clean(shown, 40)!r} is not epoch seconds")
     return from_epoch(seconds)
 
 

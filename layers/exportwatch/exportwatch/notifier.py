@@ -2,6 +2,10 @@
 
 The body is stable JSON (sorted keys) so a subscriber can parse it and a test can compare it byte for byte.
 MessageAttributes `event` and `job_identifier` let a subscription filter without parsing the body.
+
+It is published with MessageStructure=json: `default` (every protocol without its own key: Lambda, HTTPS,
+email-json...) and `sqs` carry that JSON unchanged; `email` carries the plain text a person reads
+(render.email_text), rendered from the same JSON.
 """
 
 from __future__ import annotations
@@ -11,8 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from exportwatch.model import Event, Job
+from exportwatch.render import email_text, region_from_arn
 
 SCHEMA_VERSION = 1
+SUBJECT_MAX = 100  # SNS: ASCII, no line breaks, at most 100 characters
+SNS_MESSAGE_MAX_BYTES = 262_144  # one publish: the Message (all protocols' texts) and its attributes
+_ATTRIBUTES_RESERVE = 1024  # room kept for the message attributes (event, job_identifier)
+_EMAIL_CUT_NOTE = "\n[cut to fit SNS's 256 KB limit; the JSON notification has every field]\n"
+
+
+class NotificationTooLarge(ValueError):
+    """Even with the email text cut short, the message would exceed SNS's 256 KB limit."""
+
 
 _SUBJECTS = {
     Event.COMPLETED: "export {id} completed and copied to S3",
@@ -36,9 +50,41 @@ class Notification:
 
     @property
     def subject(self) -> str:
-        # SNS subjects: ASCII, no newlines, at most 100 characters.
-        text = "exportwatch: " + _SUBJECTS[self.event].format(id=self.job_identifier)
-        return text.encode("ascii", "replace").decode()[:100]
+        # SNS subjects: ASCII, no newlines, at most 100 characters. A very long job id is shortened in the
+        # middle rather than cutting the outcome off the end.
+        job_id = self.job_identifier.encode("ascii", "replace").decode()
+        template = "exportwatch: " + _SUBJECTS[self.event]
+        room = SUBJECT_MAX - len(template.format(id=""))
+        if len(job_id) > room:
+            keep = room - 3
+            job_id = job_id[: keep - keep // 3] + "..." + job_id[-(keep // 3) :]
+        return "".join(ch if ch.isprintable() else "?" for ch in template.format(id=job_id))[:SUBJECT_MAX]
+
+    def email(self, region: str | None) -> str:
+        """The plain-text email (the `email` protocol's message); `region` is the topic's, for the console link."""
+        return email_text(self.body, region=region)
+
+    def structured_message(self, region: str | None) -> str:
+        """The Message for Publish(MessageStructure="json"): one text per protocol, `default` required."""
+        message = self.message
+        email = self.email(region)
+        structure = {"default": message, "sqs": message, "email": email}
+        text = json.dumps(structure)
+        excess = len(text.encode()) - (SNS_MESSAGE_MAX_BYTES - _ATTRIBUTES_RESERVE)
+        if excess > 0:
+            # The JSON contract is never cut; only the email's text is, and it says so.
+            room = len(json.dumps(email).encode()) - excess - len(json.dumps(_EMAIL_CUT_NOTE).encode()) - 64
+            if room <= 0:
+                raise NotificationTooLarge(
+                    f"notification for {self.job_identifier} is {len(text.encode())} bytes; SNS takes at most "
+                    f"{SNS_MESSAGE_MAX_BYTES}"
+                )
+            cut = email
+            while len(json.dumps(cut).encode()) > room:
+                cut = cut[: max(0, len(cut) - max(1, (len(json.dumps(cut).encode()) - room) // 6))]
+            structure["email"] = cut + _EMAIL_CUT_NOTE
+            text = json.dumps(structure)
+        return text
 
     @property
     def attributes(self) -> dict[str, dict[str, str]]:
@@ -80,12 +126,14 @@ class Notifier:
     def __init__(self, sns: Any, topic_arn: str) -> None:
         self._sns = sns
         self.topic_arn = topic_arn
+        self.region = region_from_arn(topic_arn)  # the console link in the email points at this region
 
     def publish(self, note: Notification) -> str:
         resp = self._sns.publish(
             TopicArn=self.topic_arn,
             Subject=note.subject,
-            Message=note.message,
+            Message=note.structured_message(self.region),
+            MessageStructure="json",
             MessageAttributes=note.attributes,
         )
         return str(resp["MessageId"])

@@ -1,0 +1,427 @@
+"""Posting to a Slack incoming webhook, loudly: every way a post can fail raises.
+
+A webhook URL is a credential (whoever has it can post to the channel), so it only ever lives in Secrets
+Manager and in this process's memory: it is read through Powertools Parameters, never put in an exception
+text, a log line or a return value, and urllib3's and botocore's debug lines that could carry it are redacted.
+
+Failure semantics (the Lambda relies on them: a raise makes Lambda retry the async invocation, then hand the
+event to the on-failure destination, an SQS dead-letter queue):
+  * 2xx with Slack's "ok" body: delivered.
+  * any other status, or a 2xx with another body: SlackRejected (HTTP status and Slack's error code, e.g.
+    400 invalid_payload, 404 channel_not_found, 410 channel_is_archived, 403 action_prohibited).
+  * a connect or read timeout: SlackTimeout. Any other transport error: SlackUnreachable.
+  * 429: wait out Retry-After when it is short and the invocation has the time, then post again; otherwise
+    SlackRateLimited (the async retry comes back later).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import requests
+
+from exportwatch.config import ConfigError
+from exportwatch.render import NotOurs, parse_contract, slack_payload_for_message
+
+__all__ = [
+    "WEBHOOK_SECRET_VAR",
+    "PostedMessage",
+    "SlackError",
+    "SlackRateLimited",
+    "SlackRejected",
+    "SlackTimeout",
+    "SlackUnreachable",
+    "SlackWebhook",
+    "handle_sns_event",
+    "install_log_redaction",
+    "parse_webhook_url",
+    "uninstall_log_redaction",
+    "webhook_url_provider",
+]
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_SECRET_VAR: Final = "SLACK_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
+URL_CACHE_SECONDS: Final = 300
+CONNECT_TIMEOUT: Final = 3.05
+READ_TIMEOUT: Final = 10.0
+MAX_RETRY_AFTER_WAIT: Final = 10.0  # wait out a 429 in-process only when Slack asks for at most this long
+MAX_RATE_LIMIT_WAITS: Final = 2
+_MAX_BODY: Final = 4096
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_REDACTED: Final = "<redacted>"
+
+# Slack's webhook error codes (api.slack.com/messaging/webhooks#handling_errors), with what to do about each.
+_PAYLOAD_ERRORS: Final = frozenset({"invalid_payload", "no_text", "invalid_blocks", "invalid_attachments"})
+_WEBHOOK_DEAD: Final = frozenset(
+    {
+        "channel_not_found",
+        "channel_is_archived",
+        "no_service",
+        "no_service_id",
+        "no_team",
+        "team_disabled",
+        "invalid_token",
+        "action_prohibited",
+        "posting_to_general_channel_denied",
+        "user_not_found",
+    }
+)
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+class SlackError(Exception):
+    """The message did not reach Slack. str() is safe to log: it never contains the webhook URL."""
+
+
+class SlackRejected(SlackError):
+    def __init__(self, status: int, code: str) -> None:
+        self.status, self.code = status, code
+        if code in _PAYLOAD_ERRORS:
+            hint = "the payload is malformed (an exportwatch bug); the event is kept in the dead-letter queue"
+        elif code in _WEBHOOK_DEAD:
+            hint = "the webhook no longer works: create a new incoming webhook and put its URL in the secret"
+        elif status >= 500:
+            hint = "Slack had a problem; Lambda retries the invocation"
+        else:
+            hint = "Slack did not take the message"
+        super().__init__(f"Slack answered HTTP {status} {code or '(empty body)'}: {hint}")
+
+
+class SlackRateLimited(SlackError):
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            f"Slack rate-limited the webhook (HTTP 429, Retry-After {retry_after:g} s), longer than this invocation "
+            "waits; Lambda retries the invocation later"
+        )
+
+
+class SlackTimeout(SlackError):
+    pass
+
+
+class SlackUnreachable(SlackError):
+    pass
+
+
+# --------------------------------------------------------------------------------------------- redaction
+
+
+class _RedactFilter(logging.Filter):
+    """Rewrites log records that would show a webhook URL (or its secret path) or a secret's value."""
+
+    _SLACK_PATH = re.compile(r"/(services|triggers|workflows)/[A-Za-z0-9_/-]+")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, *values: str) -> None:
+        with self._lock:
+            self._secrets.update(v for v in values if len(v) >= 8)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._secrets.clear()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "botocore.parsers" and record.args:
+            # botocore logs every response body at DEBUG, secrets' values included.
+            if any(isinstance(a, bytes | str) and b"SecretString" in _as_bytes(a) for a in _args(record.args)):
+                record.msg, record.args = "Response body: %s", (_REDACTED,)
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is not ours to fix
+            return True
+        redacted = self._SLACK_PATH.sub(lambda m: f"/{m.group(1)}/{_REDACTED}", text)
+        with self._lock:
+            for secret in self._secrets:
+                redacted = redacted.replace(secret, _REDACTED)
+        if redacted != text:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def _args(args: object) -> Iterable[object]:
+    if isinstance(args, tuple):
+        return args
+    if isinstance(args, Mapping):
+        return args.values()
+    return (args,)
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8", "replace")
+
+
+_REDACT = _RedactFilter()
+_REDACT_LOGGERS: Final = ("urllib3.connectionpool", "botocore.parsers", "botocore.endpoint", "botocore.hooks")
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install_log_redaction(*secrets: str) -> None:
+    """Redact webhook URLs/paths (and `secrets`) from the third-party loggers that could print them at DEBUG."""
+    global _installed
+    _REDACT.add(*secrets)
+    with _install_lock:
+        if not _installed:
+            for name in _REDACT_LOGGERS:
+                logging.getLogger(name).addFilter(_REDACT)
+            _installed = True
+
+
+def uninstall_log_redaction() -> None:
+    """Undo install_log_redaction (tests: the filters are process-wide and must not outlive their test)."""
+    global _installed
+    with _install_lock:
+        for name in _REDACT_LOGGERS:
+            logging.getLogger(name).removeFilter(_REDACT)
+        _installed = False
+    _REDACT.clear()
+
+
+# --------------------------------------------------------------------------------------------- the secret
+
+
+def parse_webhook_url(value: str | bytes) -> str:
+    """The secret holds the webhook URL, or JSON {"url": "..."}. Errors never echo the value."""
+    text = (value.decode("utf-8", "replace") if isinstance(value, bytes) else value).strip()
+    if not text:
+        raise ConfigError(WEBHOOK_SECRET_VAR, "the secret's value is empty")
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ConfigError(WEBHOOK_SECRET_VAR, "the secret's value looks like JSON but does not parse") from None
+        url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigError(WEBHOOK_SECRET_VAR, 'the secret\'s JSON has no non-empty "url" string')
+        text = url.strip()
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ConfigError(WEBHOOK_SECRET_VAR, "the webhook URL contains whitespace or control characters")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        raise ConfigError(WEBHOOK_SECRET_VAR, "the secret's value is not a URL") from None
+    if parts.scheme == "http" and host in _LOOPBACK:
+        pass  # a local receiver (tests, demo): nothing leaves the machine
+    elif parts.scheme != "https":
+        raise ConfigError(WEBHOOK_SECRET_VAR, "the webhook URL must be https:// (http only for a loopback host)")
+    if not host or parts.path in ("", "/") or parts.username or parts.password:
+        raise ConfigError(WEBHOOK_SECRET_VAR, "the secret's value is not an incoming-webhook URL (host and path)")
+    return text
+
+
+def webhook_url_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
+    """The webhook URL from Secrets Manager through Powertools Parameters, cached for five minutes."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    install_log_redaction()
+    provider = SecretsProvider(boto3_client=secrets_client)
+    lock = threading.Lock()
+
+    def get() -> str:
+        with lock:
+            try:
+                value = provider.get(secret_id, max_age=URL_CACHE_SECONDS)
+            except GetParameterError as exc:
+                # Powertools' text carries botocore's error (e.g. ResourceNotFoundException), not the value.
+                first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                raise ConfigError(WEBHOOK_SECRET_VAR, f"cannot read secret {secret_id!r}: {first}") from None
+        if not isinstance(value, str | bytes):
+            raise ConfigError(WEBHOOK_SECRET_VAR, "the secret has no string value")
+        url = parse_webhook_url(value)
+        install_log_redaction(url, urlsplit(url).path)
+        return url
+
+    return get
+
+
+# --------------------------------------------------------------------------------------------- posting
+
+
+def _retry_after(value: str | None, now: float) -> float:
+    """Retry-After is delta-seconds (what Slack sends) or an HTTP date; missing or odd means one second."""
+    if not value:
+        return 1.0
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError):
+        return 1.0
+
+
+def _safe_code(body: bytes) -> str:
+    """Slack's error body ("channel_not_found") made safe for a log line: printable, short."""
+    text = body.decode("utf-8", "replace").strip()
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text[:120]
+
+
+def _is_ok(body: bytes) -> bool:
+    text = body.decode("utf-8", "replace").strip()
+    if text == "ok":
+        return True
+    try:  # workflow webhooks (/triggers/...) answer {"ok": true}
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("ok") is True
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, requests.Timeout | TimeoutError) or type(current).__name__.endswith("TimeoutError"):
+            return True
+        inner = [a for a in current.args if isinstance(a, BaseException)]
+        current = inner[0] if inner else (current.__cause__ or current.__context__)
+    return False
+
+
+class SlackWebhook:
+    """One incoming webhook. `url` is a callable so the URL is fetched (and cached) by the secret provider."""
+
+    def __init__(
+        self,
+        url: Callable[[], str],
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        max_retry_after_wait: float = MAX_RETRY_AFTER_WAIT,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        install_log_redaction()
+        self._url = url
+        self._timeout = (connect_timeout, read_timeout)
+        self._max_wait = max_retry_after_wait
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self._clock = clock
+
+    def post(self, payload: Mapping[str, Any], *, time_left: Callable[[], float] | None = None) -> None:
+        """Deliver `payload` or raise SlackError. `time_left` (seconds) bounds how long a 429 may be waited out."""
+        url = self._url()
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        waits = 0
+        while True:
+            status, body, retry_after = self._send(url, data)
+            if 200 <= status < 300:
+                if _is_ok(body):
+                    return
+                raise SlackRejected(status, _safe_code(body) or "(not Slack's 'ok')")
+            if status != 429:
+                raise SlackRejected(status, _safe_code(body))
+            wait = _retry_after(retry_after, self._clock())
+            budget = time_left() - sum(self._timeout) - 2.0 if time_left is not None else float("inf")
+            if waits >= MAX_RATE_LIMIT_WAITS or wait > self._max_wait or wait > budget:
+                raise SlackRateLimited(wait)
+            waits += 1
+            log.warning("Slack rate-limited the webhook (429); waiting %.1f s as Retry-After asks", wait)
+            self._sleep(wait)
+
+    def _send(self, url: str, data: bytes) -> tuple[int, bytes, str | None]:
+        try:
+            with self._session.post(
+                url,
+                data=data,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+                timeout=self._timeout,
+                allow_redirects=False,  # a redirect is an answer we do not accept, and it would move the secret
+                stream=True,
+            ) as resp:
+                body = resp.raw.read(_MAX_BODY, decode_content=True) or b""
+                return resp.status_code, body, resp.headers.get("Retry-After")
+        except Exception as exc:  # requests and urllib3 errors carry the URL in their text: never re-raise them
+            seconds = self._timeout[1]
+            if _is_timeout(exc):
+                raise SlackTimeout(f"Slack did not answer within {seconds:g} s (timeout); not delivered") from None
+            raise SlackUnreachable(f"cannot reach the Slack webhook: {type(exc).__name__}; not delivered") from None
+
+
+# --------------------------------------------------------------------------------------------- the handler
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    message_id: str
+    kind: str  # "exportwatch" | "foreign"
+    event: str | None
+    job_identifier: str | None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"message_id": self.message_id, "kind": self.kind, "event": self.event, "job": self.job_identifier}
+
+
+def _records(event: Any) -> list[dict[str, Any]]:
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list) or not records:
+        raise ValueError("not an SNS event: no Records")
+    out = []
+    for record in records:
+        sns = record.get("Sns") if isinstance(record, Mapping) else None
+        if not isinstance(sns, Mapping) or not isinstance(sns.get("Message"), str):
+            raise ValueError("not an SNS event: a record has no Sns.Message")
+        out.append(dict(sns))
+    return out
+
+
+def handle_sns_event(
+    event: Any, webhook: SlackWebhook, *, time_left: Callable[[], float] | None = None
+) -> list[PostedMessage]:
+    """Post every SNS record of a Lambda event to Slack: ours rendered, anything else as raw text.
+
+    Raises on the first record that does not reach Slack (SNS delivers one record per invocation; were there
+    more, a retry could repeat the earlier ones, which beats losing the failed one).
+    """
+    from aws_lambda_powertools.utilities.data_classes import SNSEvent
+
+    _records(event)  # a clear error for an event that is not SNS at all
+    posted = []
+    for record in SNSEvent(event).records:
+        sns = record.sns
+        raw = sns.raw_event
+        attributes = {
+            str(name): str(attr.get("Value", "")) if isinstance(attr, Mapping) else str(attr)
+            for name, attr in (raw.get("MessageAttributes") or {}).items()
+        }
+        subject = raw.get("Subject") if isinstance(raw.get("Subject"), str) else None
+        topic_arn = raw.get("TopicArn") if isinstance(raw.get("TopicArn"), str) else None
+        message_id = str(raw.get("MessageId") or "")
+        payload = slack_payload_for_message(
+            sns.message, subject=subject, topic_arn=topic_arn, message_id=message_id, attributes=attributes
+        )
+        webhook.post(payload, time_left=time_left)
+        try:
+            view = parse_contract(sns.message)
+        except NotOurs:
+            posted.append(PostedMessage(message_id, "foreign", None, None))
+        else:
+            posted.append(PostedMessage(message_id, "exportwatch", view.event.value, view.job_identifier))
+    return posted

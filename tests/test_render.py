@@ -1,0 +1,245 @@
+"""Notifications people read: the email text and the Slack payload for every outcome, against reviewed snapshots.
+
+The inputs are fixed (exportwatch.samples), so the snapshots only change when the rendering does; regenerate
+with UPDATE_SNAPSHOTS=1 and review the diff. Also: the JSON contract stays byte for byte what it was.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from conftest import SNAPSHOTS, check_snapshot
+from exportwatch import cli
+from exportwatch.localstack import LocalStack, aws_client, receive_notifications, subscribe_queue
+from exportwatch.model import Event, Job, JobState
+from exportwatch.notifier import SNS_MESSAGE_MAX_BYTES, Notifier, notification_for
+from exportwatch.render import (
+    NotOurs,
+    Rendered,
+    console_url,
+    email_text,
+    parse_contract,
+    region_from_arn,
+    slack_payload,
+    slack_payload_for_message,
+    start_command,
+)
+from exportwatch.samples import FOREIGN_MESSAGES, SAMPLE_BUCKET, SAMPLE_JOBS, SAMPLE_TOPIC_ARN
+from exportwatch.slack_receiver import validate_payload
+
+REGION = region_from_arn(SAMPLE_TOPIC_ARN)
+FOREIGN_MESSAGE_ID = "5f0c3c52-3a9e-5d4b-9f7e-0d1c2b3a4f5e"
+
+
+def email_snapshot(name: str) -> str:
+    note = notification_for(SAMPLE_JOBS[name])
+    return f"Subject: {note.subject}\n\n{note.email(REGION)}"
+
+
+def slack_snapshot(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+
+
+# ------------------------------------------------------------------------------------- snapshots
+
+
+def test_samples_cover_every_outcome() -> None:
+    assert {Event.for_state(job.state) for job in SAMPLE_JOBS.values()} == set(Event)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_JOBS))
+def test_email_matches_snapshot(name: str) -> None:
+    check_snapshot(f"email/{name}.txt", email_snapshot(name))
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_JOBS))
+def test_slack_payload_matches_snapshot(name: str) -> None:
+    payload = slack_payload(notification_for(SAMPLE_JOBS[name]).body, region=REGION)
+    assert validate_payload(payload) is None  # Slack would take it (Block Kit limits)
+    check_snapshot(f"slack/{name}.json", slack_snapshot(payload))
+
+
+@pytest.mark.parametrize("name", sorted(FOREIGN_MESSAGES))
+def test_foreign_message_slack_payload_matches_snapshot(name: str) -> None:
+    subject, message = FOREIGN_MESSAGES[name]
+    payload = slack_payload_for_message(
+        message,
+        subject=subject,
+        topic_arn=SAMPLE_TOPIC_ARN,
+        message_id=FOREIGN_MESSAGE_ID,
+        attributes={"origin": "monitoring"} if name == "foreign_json" else {},
+    )
+    assert validate_payload(payload) is None
+    check_snapshot(f"slack/{name}.json", slack_snapshot(payload))
+
+
+def test_no_stale_snapshots() -> None:
+    expected = {f"email/{n}.txt" for n in SAMPLE_JOBS} | {f"slack/{n}.json" for n in [*SAMPLE_JOBS, *FOREIGN_MESSAGES]}
+    present = {str(p.relative_to(SNAPSHOTS)) for p in SNAPSHOTS.rglob("*") if p.is_file()}
+    assert present == expected
+
+
+def test_snapshot_files_are_reviewed_text() -> None:
+    """Snapshots are plain files a reviewer reads: UTF-8, newline-terminated, no trailing spaces but the sig dash."""
+    for path in SNAPSHOTS.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert text.endswith("\n")
+            assert all(line == "-- " or line == line.rstrip() for line in text.splitlines()), path
+
+
+# ------------------------------------------------------------------------------------- what the email says
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_JOBS))
+def test_email_reads_in_five_seconds(name: str) -> None:
+    job = SAMPLE_JOBS[name]
+    event = Event.for_state(job.state)
+    text = notification_for(job).email(REGION)
+    first = text.splitlines()[0]
+    assert first.startswith(event.value.removeprefix("export.").replace("_", " ").upper() + ":")
+    assert job.job_identifier in first
+    assert f"Job id:          {job.job_identifier}" in text
+    if job.download_expires_at:
+        assert "Intercom's copy: " in text
+    if event is Event.COMPLETED:
+        assert job.s3_uri and job.s3_uri in text
+        bucket, key = job.s3_uri.removeprefix("s3://").split("/", 1)
+        assert console_url(bucket, key, REGION) in text
+        assert "MiB" in text or "KiB" in text
+        assert "Reason:" not in text and "Next step:" not in text
+    else:
+        assert "Reason:" in text and "Next step:" in text
+    if event in (Event.FAILED, Event.NOT_FOUND, Event.CANCELED, Event.EXPIRED):
+        assert "    exportwatch start --since " in text
+    assert text.isascii(), "plain text: no emoji or typographic characters in the email"
+    body = text.splitlines()[1:]  # the first line is the outcome, whole, for the inbox preview
+    unwrappable = ("://", job.job_identifier, "sha256")  # URLs, ids and hashes cannot be wrapped
+    assert all(len(line) <= 76 for line in body if not any(t in line for t in unwrappable)), text
+
+
+def test_console_link_uses_the_topic_region_and_quotes_the_key() -> None:
+    assert region_from_arn(SAMPLE_TOPIC_ARN) == "eu-west-1"
+    assert region_from_arn("arn:aws-cn:sns:cn-north-1:123456789012:t") == "cn-north-1"
+    assert region_from_arn("not an arn") is None
+    assert console_url(SAMPLE_BUCKET, "intercom-exports/a b+c.zip", "eu-west-1") == (
+        f"https://s3.console.aws.amazon.com/s3/object/{SAMPLE_BUCKET}"
+        "?region=eu-west-1&prefix=intercom-exports/a%20b%2Bc.zip"
+    )
+    assert console_url("b", "k", None) == "https://s3.console.aws.amazon.com/s3/object/b?prefix=k"
+
+
+@pytest.mark.parametrize(
+    ("after", "before", "expected"),
+    [
+        ("2026-11-01T00:00:00Z", "2026-11-07T23:59:59Z", "--since 2026-11-01 --until 2026-11-07"),
+        ("2026-11-07T10:00:00Z", "2026-11-07T12:30:00Z", "--since 2026-11-07T10:00:00Z --until 2026-11-07T12:30:00Z"),
+        (None, None, "--since YYYY-MM-DD --until YYYY-MM-DD"),
+    ],
+)
+def test_start_command_recreates_the_same_range(after: str | None, before: str | None, expected: str) -> None:
+    job = Job("abc123", state=JobState.FAILED, created_at_after=after, created_at_before=before)
+    command = start_command(Rendered.from_body(notification_for(job).body))
+    assert command == f"exportwatch start {expected}"
+    if after is None or before is None:
+        return
+    args = cli.build_parser().parse_args(command.split()[1:])  # the real CLI takes it as it is
+    since = cli._parse_when(args.since, "--since", end_of_day=False)
+    until = cli._parse_when(args.until, "--until", True)
+    assert (since, until) == (
+        datetime.fromisoformat(after.replace("Z", "+00:00")).astimezone(UTC),
+        datetime.fromisoformat(before.replace("Z", "+00:00")).astimezone(UTC),
+    )
+
+
+def test_subject_names_outcome_and_job_within_sns_limits() -> None:
+    for job in SAMPLE_JOBS.values():
+        subject = notification_for(job).subject
+        assert len(subject) <= 100 and subject.isascii() and subject.isprintable()
+        assert subject.startswith("exportwatch: export ")
+    long = notification_for(SAMPLE_JOBS["expired_long_id"]).subject
+    assert long.endswith("expired before it was copied")  # the outcome survives a 64-character id
+    assert long.startswith("exportwatch: export aaaaaaaa") and "..." in long
+
+
+# ------------------------------------------------------------------------------------- the JSON contract
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_JOBS))
+def test_default_and_sqs_bodies_are_the_contract_byte_for_byte(name: str) -> None:
+    note = notification_for(SAMPLE_JOBS[name])
+    structure = json.loads(note.structured_message(REGION))
+    assert set(structure) == {"default", "sqs", "email"}
+    assert structure["default"] == note.message  # exactly the string the contract defines
+    assert structure["sqs"] == note.message
+    assert structure["email"] == email_text(note.body, region=REGION)
+    assert note.message == json.dumps(note.body, sort_keys=True, separators=(", ", ": "))
+
+
+def test_published_json_reaches_an_sqs_subscriber_unchanged(stack: LocalStack) -> None:
+    queue = subscribe_queue(stack.endpoint_url, stack.topic_arn)
+    notifier = Notifier(aws_client("sns", stack.endpoint_url), stack.topic_arn)
+    sent = {notifier.publish(notification_for(job)): job for job in SAMPLE_JOBS.values()}
+    received = receive_notifications(stack.endpoint_url, queue, expect=len(SAMPLE_JOBS), timeout=10)
+    assert len(received) == len(SAMPLE_JOBS)
+    for got in received:
+        job = sent[got.envelope["MessageId"]]
+        note = notification_for(job)
+        assert got.message == note.message  # byte for byte, not just equal JSON
+        assert got.subject == note.subject
+        assert got.attributes == {"event": note.event.value, "job_identifier": job.job_identifier}
+
+
+def test_an_oversized_email_is_cut_never_the_json() -> None:
+    job = SAMPLE_JOBS["failed"]
+    huge = replace(job, outcome_reason="x" * 100_000)
+    note = notification_for(huge)
+    text = note.structured_message(REGION)
+    assert len(text.encode()) <= SNS_MESSAGE_MAX_BYTES
+    structure = json.loads(text)
+    assert structure["default"] == structure["sqs"] == note.message
+    assert structure["email"].startswith("FAILED: export orzzsbd7hk67xyu")
+    assert structure["email"].endswith("[cut to fit SNS's 256 KB limit; the JSON notification has every field]\n")
+
+
+# ------------------------------------------------------------------------------------- foreign messages
+
+
+@pytest.mark.parametrize(
+    ("message", "why"),
+    [
+        ("plain words", "plain text, not JSON"),
+        ('{"event": ', "malformed JSON"),
+        ("[1, 2]", "JSON list, not an object"),
+        ('{"AlarmName": "x"}', "JSON without an exportwatch event"),
+        ('{"event": "export.archived", "job_identifier": "abc"}', "unknown event 'export.archived'"),
+        ('{"event": "export.failed", "job_identifier": "a/b"}', "no valid job_identifier"),
+    ],
+)
+def test_messages_that_are_not_ours_are_recognised(message: str, why: str) -> None:
+    with pytest.raises(NotOurs, match=why.replace("[", r"\[")):
+        parse_contract(message)
+    payload = slack_payload_for_message(message, topic_arn=SAMPLE_TOPIC_ARN)
+    assert validate_payload(payload) is None
+    shown = json.dumps(payload)
+    assert "Shown as received" in shown
+
+
+def test_a_huge_foreign_message_is_cut_to_fit_slack() -> None:
+    payload = slack_payload_for_message("<&>" * 5000, subject="big", topic_arn=SAMPLE_TOPIC_ARN)
+    assert validate_payload(payload) is None
+    raw = payload["attachments"][0]["blocks"][1]["text"]["text"]
+    assert raw.startswith("```&lt;&amp;&gt;") and "_(cut: 15,000 characters in all)_" in raw
+    assert "&am```" not in raw and "&l```" not in raw  # never half an entity
+
+
+def test_mrkdwn_specials_in_a_reason_are_escaped() -> None:
+    job = Job("abc123", state=JobState.FAILED, intercom_status="failed", outcome_reason="<!channel> & <@U123>")
+    payload = slack_payload(notification_for(job).body, region=None)
+    text = json.dumps(payload)
+    assert "<!channel>" not in text and "&lt;!channel&gt; &amp; &lt;@U123&gt;" in text
