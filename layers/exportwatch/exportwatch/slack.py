@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 import requests
 
 from exportwatch.config import ConfigError
+from exportwatch.redaction import install_log_redaction, uninstall_log_redaction
 from exportwatch.render import NotOurs, parse_contract, slack_payload_for_message
 
 __all__ = [
@@ -58,7 +58,6 @@ MAX_RETRY_AFTER_WAIT: Final = 10.0  # wait out a 429 in-process only when Slack 
 MAX_RATE_LIMIT_WAITS: Final = 2
 _MAX_BODY: Final = 4096
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
-_REDACTED: Final = "<redacted>"
 
 # Slack's webhook error codes (api.slack.com/messaging/webhooks#handling_errors), with what to do about each.
 _PAYLOAD_ERRORS: Final = frozenset({"invalid_payload", "no_text", "invalid_blocks", "invalid_attachments"})
@@ -114,85 +113,6 @@ class SlackTimeout(SlackError):
 
 class SlackUnreachable(SlackError):
     pass
-
-
-# --------------------------------------------------------------------------------------------- redaction
-
-
-class _RedactFilter(logging.Filter):
-    """Rewrites log records that would show a webhook URL (or its secret path) or a secret's value."""
-
-    _SLACK_PATH = re.compile(r"/(services|triggers|workflows)/[A-Za-z0-9_/-]+")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
-
-    def add(self, *values: str) -> None:
-        with self._lock:
-            self._secrets.update(v for v in values if len(v) >= 8)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._secrets.clear()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "botocore.parsers" and record.args:
-            # botocore logs every response body at DEBUG, secrets' values included.
-            if any(isinstance(a, bytes | str) and b"SecretString" in _as_bytes(a) for a in _args(record.args)):
-                record.msg, record.args = "Response body: %s", (_REDACTED,)
-            return True
-        try:
-            text = record.getMessage()
-        except Exception:  # a malformed record is not ours to fix
-            return True
-        redacted = self._SLACK_PATH.sub(lambda m: f"/{m.group(1)}/{_REDACTED}", text)
-        with self._lock:
-            for secret in self._secrets:
-                redacted = redacted.replace(secret, _REDACTED)
-        if redacted != text:
-            record.msg, record.args = redacted, None
-        return True
-
-
-def _args(args: object) -> Iterable[object]:
-    if isinstance(args, tuple):
-        return args
-    if isinstance(args, Mapping):
-        return args.values()
-    return (args,)
-
-
-def _as_bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode("utf-8", "replace")
-
-
-_REDACT = _RedactFilter()
-_REDACT_LOGGERS: Final = ("urllib3.connectionpool", "botocore.parsers", "botocore.endpoint", "botocore.hooks")
-_installed = False
-_install_lock = threading.Lock()
-
-
-def install_log_redaction(*secrets: str) -> None:
-    """Redact webhook URLs/paths (and `secrets`) from the third-party loggers that could print them at DEBUG."""
-    global _installed
-    _REDACT.add(*secrets)
-    with _install_lock:
-        if not _installed:
-            for name in _REDACT_LOGGERS:
-                logging.getLogger(name).addFilter(_REDACT)
-            _installed = True
-
-
-def uninstall_log_redaction() -> None:
-    """Undo install_log_redaction (tests: the filters are process-wide and must not outlive their test)."""
-    global _installed
-    with _install_lock:
-        for name in _REDACT_LOGGERS:
-            logging.getLogger(name).removeFilter(_REDACT)
-        _installed = False
-    _REDACT.clear()
 
 
 # --------------------------------------------------------------------------------------------- the secret

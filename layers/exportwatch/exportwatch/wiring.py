@@ -19,6 +19,7 @@ from exportwatch.config import ConfigError, Settings
 from exportwatch.intercom import IntercomClient
 from exportwatch.notifier import Notifier
 from exportwatch.poll import Poller
+from exportwatch.redaction import install_log_redaction
 from exportwatch.store import JobStore
 
 TOKEN_CACHE_SECONDS = 300
@@ -56,6 +57,7 @@ def token_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
 
     provider = SecretsProvider(boto3_client=secrets_client)
     lock = threading.Lock()
+    install_log_redaction()  # before the first fetch: botocore logs GetSecretValue's answer at DEBUG
 
     def get() -> str:
         with lock:  # one fetch when several workers start at once
@@ -67,7 +69,9 @@ def token_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
                 raise ConfigError(_VAR, f"cannot read the secret it names: {_first_line(exc)}") from None
         if not isinstance(value, str | bytes):
             raise ConfigError(_VAR, "the secret has no string value")
-        return parse_token(value)
+        token = parse_token(value)
+        install_log_redaction(token)  # botocore's DEBUG lines show the secret's value: rewrite them
+        return token
 
     return get
 

@@ -1,0 +1,239 @@
+"""The poller Lambda's handler (functions/poller/app.py), invoked as Lambda would, against moto and the emulator."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from conftest import REPO_ROOT, track
+from exportwatch.emulator import IntercomEmulator
+from exportwatch.localstack import LocalStack, aws_client, receive_notifications
+from exportwatch.model import Job, iso, utcnow
+
+POLLER_DIR = REPO_ROOT / "functions" / "poller"
+EVENTS = REPO_ROOT / "events"
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:exportwatch-poller"
+
+
+@dataclass
+class FakeContext:
+    """The attributes Powertools and the handler read from a LambdaContext."""
+
+    remaining_ms: int = 600_000
+    function_name: str = "exportwatch-poller"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = FUNCTION_ARN
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def event(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+class CurrentStdout:
+    """A stream that is whatever sys.stdout is when written to (pytest swaps it between test phases)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def _logger_state(logger: logging.Logger) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in vars(logger).items()}
+
+
+@pytest.fixture
+def app(env: dict[str, str], capfd: pytest.CaptureFixture[str]) -> Iterator[ModuleType]:
+    """functions/poller/app.py imported under a unique name, with its environment set (the `env` fixture).
+
+    Powertools configures the process-wide "exportwatch" logger on import (level, a stdout handler, markers that
+    make later imports skip configuration); it is put back afterwards so other tests' log capture is unaffected
+    and the next import here writes to that test's captured stdout.
+    """
+    touched = [logging.getLogger(n) for n in ("exportwatch", "aws_lambda_powertools")]
+    saved = [(lg, _logger_state(lg)) for lg in touched]
+    root_filters = {h: list(h.filters) for h in logging.root.handlers}
+    name = f"exportwatch_poller_app_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, POLLER_DIR / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(POLLER_DIR))
+    try:
+        spec.loader.exec_module(module)
+        handler = module.logger.registered_handler
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(CurrentStdout())
+        vars(module)["_poller"] = None  # as in a fresh container
+        yield module
+    finally:
+        vars(module)["_poller"] = None
+        sys.modules.pop(name, None)
+        sys.path.remove(str(POLLER_DIR))
+        for lg, state in saved:
+            vars(lg).clear()
+            vars(lg).update(state)
+        for handler, filters in root_filters.items():
+            handler.filters[:] = filters
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+    return out
+
+
+def emf_blobs(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if "_aws" in line]
+
+
+def table_items(stack: LocalStack) -> list[dict[str, Any]]:
+    ddb = aws_client("dynamodb", stack.endpoint_url)
+    deser = TypeDeserializer()
+    items = ddb.scan(TableName=stack.table_name, ConsistentRead=True)["Items"]
+    return sorted(({k: deser.deserialize(v) for k, v in i.items()} for i in items), key=lambda i: i["job_identifier"])
+
+
+def test_scheduled_invocation_runs_one_cycle(
+    app: ModuleType,
+    emulator: IntercomEmulator,
+    stack: LocalStack,
+    subscriber: str,
+    token: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    job_id = emulator.add_job("completed", steps=["completed"])
+    track(app._get_poller(), job_id)
+    context = FakeContext()
+
+    result = app.lambda_handler(event("poller_schedule.json"), context)
+
+    assert result["due"] == 1 and result["processed"] == 1 and result["left_for_next_cycle"] == 0
+    assert result["stopped"] is None
+    assert result["events"] == {"export.completed": 1} and result["actions"] == {"copied": 1}
+    [job] = result["jobs"]
+    assert job["job_identifier"] == job_id and job["state"] == "completed" and job["bytes_copied"] > 0
+    json.dumps(result)  # Lambda serialises the return value
+    [note] = receive_notifications(stack.endpoint_url, subscriber, expect=1, timeout=5)
+    assert note.body["event"] == "export.completed" and note.body["job_identifier"] == job_id
+
+    out, err = capfd.readouterr()
+    assert token not in out and token not in err
+    lines = json_lines(out)
+    logs = [line for line in lines if "level" in line and "message" in line]
+    about_job = [line for line in logs if job_id in line["message"]]
+    assert about_job, out
+    for line in about_job:  # Powertools' structured lines, with the Lambda context injected
+        assert line["service"] == "exportwatch"
+        assert line["function_request_id"] == context.aws_request_id
+        assert line["function_arn"] == FUNCTION_ARN
+    finished = [line for line in logs if line["message"] == "poll cycle finished"]
+    assert len(finished) == 1 and finished[0]["due"] == 1
+    [blob] = emf_blobs(lines)
+    [directive] = blob["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "exportwatch"
+    names = {m["Name"] for m in directive["Metrics"]}
+    assert {"JobsDue", "JobsChecked", "BytesCopied", "Export_completed", "JobErrors"} <= names
+    assert blob["JobsDue"] == [1] and blob["Export_completed"] == [1] and blob["BytesCopied"] == [job["bytes_copied"]]
+    assert blob["service"] == "exportwatch"
+
+
+def test_poll_all_invocation_ignores_back_off(
+    app: ModuleType, emulator: IntercomEmulator, stack: LocalStack, subscriber: str
+) -> None:
+    job_id = emulator.add_job("completed", steps=["completed"])
+    later = int(time.time()) + 3600  # backed off: not due for an hour
+    assert app._get_poller().store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=later))
+
+    scheduled = app.lambda_handler(event("poller_schedule.json"), FakeContext())
+    assert (scheduled["due"], scheduled["processed"]) == (0, 0)
+    assert emulator.requests == []
+
+    forced = app.lambda_handler(event("poller_poll_all.json"), FakeContext())
+    assert (forced["due"], forced["processed"], forced["events"]) == (1, 1, {"export.completed": 1})
+    assert len(receive_notifications(stack.endpoint_url, subscriber, expect=1, timeout=5)) == 1
+
+
+MALFORMED_EVENTS: list[Any] = [[], [{"all": True}], {"all": "yes"}, {"all": 1}, "poll"]
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # a rejected event records none
+def test_malformed_events_are_rejected_without_side_effects(
+    app: ModuleType,
+    emulator: IntercomEmulator,
+    stack: LocalStack,
+    subscriber: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    track(app._get_poller(), emulator.add_job("completed", steps=["completed"]))
+    before = table_items(stack)
+
+    for bad in MALFORMED_EVENTS:
+        result = app.lambda_handler(bad, FakeContext())  # returns: raising would make Lambda retry it
+
+        assert set(result) == {"rejected"} and isinstance(result["rejected"], str) and result["rejected"], bad
+        out, _ = capfd.readouterr()
+        rejected = [line for line in json_lines(out) if line.get("message") == "rejected invocation event"]
+        assert len(rejected) == 1 and rejected[0]["level"] == "ERROR", (bad, out)
+        assert rejected[0]["reason"] == result["rejected"]
+
+    assert table_items(stack) == before
+    assert emulator.requests == []
+    assert receive_notifications(stack.endpoint_url, subscriber, timeout=0.9) == []
+    # The job is untouched and still due: a good event processes it.
+    assert app.lambda_handler(event("poller_schedule.json"), FakeContext())["events"] == {"export.completed": 1}
+
+
+def test_short_remaining_time_takes_no_work(
+    app: ModuleType, emulator: IntercomEmulator, stack: LocalStack, subscriber: str
+) -> None:
+    assert app.RESERVE_SECONDS == 60
+    job_ids = [emulator.add_job("completed", steps=["completed"]) for _ in range(3)]
+    poller = app._get_poller()
+    track(poller, *job_ids)
+    before = table_items(stack)
+
+    result = app.lambda_handler(event("poller_schedule.json"), FakeContext(remaining_ms=30_000))
+
+    assert result["due"] == 3 and result["processed"] == 0 and result["left_for_next_cycle"] == 3
+    assert result["stopped"] is not None and "time budget" in result["stopped"]
+    assert table_items(stack) == before  # not even claimed
+    assert emulator.requests == []
+    assert sorted(poller.store.due_ids(int(time.time()))) == sorted(job_ids)
+    assert receive_notifications(stack.endpoint_url, subscriber, timeout=0.9) == []
+
+    # With time to spare, the same jobs are done by the next invocation.
+    result = app.lambda_handler(event("poller_schedule.json"), FakeContext(remaining_ms=600_000))
+    assert result["events"] == {"export.completed": 3}
+
+
+def test_poller_is_built_once_per_container(app: ModuleType, emulator: IntercomEmulator) -> None:
+    assert app._poller is None
+    app.lambda_handler(event("poller_schedule.json"), FakeContext())
+    first = app._poller
+    assert first is not None
+    app.lambda_handler(event("poller_schedule.json"), FakeContext())
+    assert app._poller is first
