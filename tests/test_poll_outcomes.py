@@ -404,7 +404,7 @@ def test_unreadable_status_keeps_the_job_and_the_cycle_goes_on(
 def test_running_jobs_back_off_with_age_up_to_the_cap(
     poller: Poller, emulator: IntercomEmulator, stack: LocalStack, subscriber: str
 ) -> None:
-    t0 = time.time()
+    t0 = float(int(time.time()))  # whole seconds: tracked_at is stored at second precision
     interval, cap = poller.settings.poll_interval_seconds, poller.settings.max_check_delay_seconds
     assert (interval, cap) == (300, 1800)
     ages = {"young": 0, "two_hours": 2 * 3600, "ten_hours": 10 * 3600}
