@@ -9,16 +9,20 @@ PY := $(shell for p in python$(PYTHON_VERSION) $$HOME/.pyenv/versions/$(PYTHON_V
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# aws-sam-cli pins an older boto3, so it lives in its own venv, never in .venv.
+# aws-sam-cli pins an older boto3, so it lives in its own venv, never in .venv; checkov too (heavy pins).
 SAM_VENV := .venv-sam
+TOOLS_VENV := .venv-tools
 
-.PHONY: help install test lint demo bench build faults clean
+.PHONY: help install test pytest lint security demo bench build faults clean
 
 help:
 	@echo "make install  create .venv (python$(PYTHON_VERSION)) with exportwatch and its dev tools"
 	@echo "make demo     run everything locally: moto server + Intercom emulator, no AWS account"
-	@echo "make test     run the test suite (pytest against moto server and the emulator over HTTP)"
+	@echo "make test     the test suite (pytest against moto server and the emulator over HTTP, the fault"
+	@echo "              suite included), then lint and the security checks"
+	@echo "make faults   only the fault-injection suite; rewrites docs/RELIABILITY.md"
 	@echo "make lint     ruff + mypy"
+	@echo "make security checkov on template.yaml, bandit on the package"
 	@echo "make bench    benchmarks (not part of the tests), writes bench/RESULTS.md"
 	@echo "make build    sam build (aws-sam-cli in its own venv)"
 
@@ -31,8 +35,24 @@ $(STAMP): pyproject.toml layers/exportwatch/requirements.txt
 
 install: $(STAMP)
 
-test: install
+test: pytest lint security
+
+pytest: install
 	$(VPY) -m pytest
+
+faults: install
+	EXPORTWATCH_RELIABILITY_REPORT=docs/RELIABILITY.md $(VPY) -m pytest tests/faults
+
+$(TOOLS_VENV)/.installed:
+	@test -n "$(PY)" || { echo "python$(PYTHON_VERSION) not found" >&2; exit 1; }
+	@test -x $(TOOLS_VENV)/bin/python || $(PY) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet 'checkov>=3.2,<4' 'bandit>=1.8,<2'
+	@touch $@
+
+# checkov: every failed check must be skipped in template.yaml with a written reason. bandit: the package.
+security: $(TOOLS_VENV)/.installed
+	$(TOOLS_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(TOOLS_VENV)/bin/bandit -q -c pyproject.toml -r layers/exportwatch/exportwatch functions
 
 lint: install
 	$(VENV)/bin/ruff check layers functions tests bench
