@@ -13,11 +13,14 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from datetime import time as dtime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from exportwatch.config import ConfigError, Settings
 from exportwatch.intercom import ActiveJobExists, IntercomError
 from exportwatch.model import InvalidJobId, Job, human_size, iso, utcnow, validate_job_id
+
+if TYPE_CHECKING:
+    from exportwatch.poll import JobResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -162,14 +165,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         for r in summary.results:
-            line = f"{r.job_identifier}  {r.state or '-':<10} {r.action:<9}"
-            if r.bytes_copied:
-                line += f" copied {human_size(r.bytes_copied)}"
-            if r.event:
-                line += f" notified {r.event}"
-            if r.detail:
-                line += f"  ({r.detail})"
-            print(line)
+            print(f"{r.job_identifier}  {r.state or '-':<10} {_describe_result(r)}")
         totals = ", ".join(f"{n} {a}" for a, n in sorted(summary.actions.items())) or "nothing to do"
         print(
             f"poll: {summary.due} due, {len(summary.results)} processed ({totals})"
@@ -177,6 +173,20 @@ def cmd_poll(args: argparse.Namespace) -> int:
             + (f"; stopped: {summary.stopped}" if summary.stopped else "")
         )
     return EXIT_FAILED if summary.stopped and "401" in summary.stopped else EXIT_OK
+
+
+def _describe_result(r: JobResult) -> str:
+    """One phrase per job for people; `poll --json` has every field for scripts."""
+    parts = []
+    if r.bytes_copied:
+        parts.append(f"copied {human_size(r.bytes_copied)} to S3")
+    if r.event:
+        parts.append(f"notified {r.event}")
+    if r.action in ("retry", "deferred", "skipped", "error"):
+        parts.append(f"{'will retry' if r.action == 'retry' else r.action}: {r.detail}")
+    elif r.detail:
+        parts.append(r.detail)
+    return ", ".join(parts) or r.action
 
 
 def cmd_list(args: argparse.Namespace) -> int:
