@@ -150,6 +150,7 @@ def test_scheduled_invocation_runs_one_cycle(
         assert line["service"] == "exportwatch"
         assert line["function_request_id"] == context.aws_request_id
         assert line["function_arn"] == FUNCTION_ARN
+        assert line["job_identifier"] == job_id  # a field, not just in the text
     finished = [line for line in logs if line["message"] == "poll cycle finished"]
     assert len(finished) == 1 and finished[0]["due"] == 1
     [blob] = emf_blobs(lines)
@@ -177,7 +178,40 @@ def test_poll_all_invocation_ignores_back_off(
     assert len(receive_notifications(stack.endpoint_url, subscriber, expect=1, timeout=5)) == 1
 
 
-MALFORMED_EVENTS: list[Any] = [[], [{"all": True}], {"all": "yes"}, {"all": 1}, "poll"]
+MALFORMED_EVENTS: list[Any] = [
+    [],
+    [{"all": True}],
+    {"all": "yes"},
+    {"all": "true"},
+    {"all": 1},
+    {"all": None},
+    {"all": [True]},
+    {"all": {"value": True}},
+    "poll",
+    12345,
+    True,
+    1.5,
+]
+
+# What may invoke the poller besides the schedule's own input: all run a normal (due-jobs) cycle.
+EXTRA_KEY_EVENTS: list[Any] = [
+    None,  # `aws lambda invoke` without a payload
+    {},
+    # An EventBridge rule's "Scheduled Event" (if someone wires one instead of the Scheduler).
+    {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-08T09:35:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/exportwatch"],
+        "detail": {},
+    },
+    # The Scheduler's input with keys a later template version might add.
+    {**json.loads((EVENTS / "poller_schedule.json").read_text()), "note": {"nested": [1, 2]}, "all": False},
+]
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")  # a rejected event records none
@@ -205,6 +239,24 @@ def test_malformed_events_are_rejected_without_side_effects(
     assert receive_notifications(stack.endpoint_url, subscriber, timeout=0.9) == []
     # The job is untouched and still due: a good event processes it.
     assert app.lambda_handler(event("poller_schedule.json"), FakeContext())["events"] == {"export.completed": 1}
+
+
+@pytest.mark.parametrize("invocation", EXTRA_KEY_EVENTS, ids=["none", "empty", "eventbridge_rule", "extra_keys"])
+def test_scheduled_events_with_unexpected_keys_still_run_a_cycle(
+    app: ModuleType, emulator: IntercomEmulator, stack: LocalStack, subscriber: str, invocation: Any
+) -> None:
+    due = emulator.add_job("completed", steps=["completed"])
+    later = emulator.add_job("completed", steps=["completed"])
+    poller = app._get_poller()
+    track(poller, due)
+    assert poller.store.track(Job(later, tracked_at=iso(utcnow()), next_check_at=int(time.time()) + 3600))
+
+    result = app.lambda_handler(invocation, FakeContext())
+
+    assert "rejected" not in result
+    assert (result["due"], result["events"]) == (1, {"export.completed": 1})  # due jobs only: not "all"
+    [note] = receive_notifications(stack.endpoint_url, subscriber, expect=1, timeout=5)
+    assert note.body["job_identifier"] == due
 
 
 def test_short_remaining_time_takes_no_work(

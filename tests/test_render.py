@@ -17,7 +17,7 @@ from conftest import SNAPSHOTS, check_snapshot
 from exportwatch import cli
 from exportwatch.localstack import LocalStack, aws_client, receive_notifications, subscribe_queue
 from exportwatch.model import Event, Job, JobState
-from exportwatch.notifier import SNS_MESSAGE_MAX_BYTES, Notifier, notification_for
+from exportwatch.notifier import SNS_MESSAGE_MAX_BYTES, Notification, Notifier, notification_for, warning_for
 from exportwatch.render import (
     NotOurs,
     Rendered,
@@ -29,15 +29,30 @@ from exportwatch.render import (
     slack_payload_for_message,
     start_command,
 )
-from exportwatch.samples import FOREIGN_MESSAGES, SAMPLE_BUCKET, SAMPLE_JOBS, SAMPLE_TOPIC_ARN
+from exportwatch.samples import FOREIGN_MESSAGES, SAMPLE_BUCKET, SAMPLE_JOBS, SAMPLE_TOPIC_ARN, SAMPLE_WARNINGS
 from exportwatch.slack_receiver import validate_payload
 
 REGION = region_from_arn(SAMPLE_TOPIC_ARN)
 FOREIGN_MESSAGE_ID = "5f0c3c52-3a9e-5d4b-9f7e-0d1c2b3a4f5e"
 
 
+# Every sample notification: the outcomes (SAMPLE_JOBS) and the early warnings (SAMPLE_WARNINGS).
+SAMPLES = sorted([*SAMPLE_JOBS, *SAMPLE_WARNINGS])
+
+
+def sample_note(name: str) -> Notification:
+    if name in SAMPLE_WARNINGS:
+        job, event, at = SAMPLE_WARNINGS[name]
+        return warning_for(job, event, at)
+    return notification_for(SAMPLE_JOBS[name])
+
+
+def sample_job(name: str) -> Job:
+    return SAMPLE_WARNINGS[name][0] if name in SAMPLE_WARNINGS else SAMPLE_JOBS[name]
+
+
 def email_snapshot(name: str) -> str:
-    note = notification_for(SAMPLE_JOBS[name])
+    note = sample_note(name)
     return f"Subject: {note.subject}\n\n{note.email(REGION)}"
 
 
@@ -49,17 +64,21 @@ def slack_snapshot(payload: dict[str, Any]) -> str:
 
 
 def test_samples_cover_every_outcome() -> None:
-    assert {Event.for_state(job.state) for job in SAMPLE_JOBS.values()} == set(Event)
+    assert {Event.for_state(job.state) for job in SAMPLE_JOBS.values()} == set(Event.outcomes())
+    assert {event for _, event, _ in SAMPLE_WARNINGS.values()} == set(Event.warnings())
+    assert {sample_note(name).event for name in SAMPLES} == set(Event)
+    assert not set(SAMPLE_JOBS) & set(SAMPLE_WARNINGS)
+    assert all(not job.state.is_final for job, _, _ in SAMPLE_WARNINGS.values())  # warnings: still watching
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLE_JOBS))
+@pytest.mark.parametrize("name", SAMPLES)
 def test_email_matches_snapshot(name: str) -> None:
     check_snapshot(f"email/{name}.txt", email_snapshot(name))
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLE_JOBS))
+@pytest.mark.parametrize("name", SAMPLES)
 def test_slack_payload_matches_snapshot(name: str) -> None:
-    payload = slack_payload(notification_for(SAMPLE_JOBS[name]).body, region=REGION)
+    payload = slack_payload(sample_note(name).body, region=REGION)
     assert validate_payload(payload) is None  # Slack would take it (Block Kit limits)
     check_snapshot(f"slack/{name}.json", slack_snapshot(payload))
 
@@ -79,7 +98,7 @@ def test_foreign_message_slack_payload_matches_snapshot(name: str) -> None:
 
 
 def test_no_stale_snapshots() -> None:
-    expected = {f"email/{n}.txt" for n in SAMPLE_JOBS} | {f"slack/{n}.json" for n in [*SAMPLE_JOBS, *FOREIGN_MESSAGES]}
+    expected = {f"email/{n}.txt" for n in SAMPLES} | {f"slack/{n}.json" for n in [*SAMPLES, *FOREIGN_MESSAGES]}
     present = {str(p.relative_to(SNAPSHOTS)) for p in SNAPSHOTS.rglob("*") if p.is_file()}
     assert present == expected
 
@@ -96,11 +115,12 @@ def test_snapshot_files_are_reviewed_text() -> None:
 # ------------------------------------------------------------------------------------- what the email says
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLE_JOBS))
+@pytest.mark.parametrize("name", SAMPLES)
 def test_email_reads_in_five_seconds(name: str) -> None:
-    job = SAMPLE_JOBS[name]
-    event = Event.for_state(job.state)
-    text = notification_for(job).email(REGION)
+    job = sample_job(name)
+    note = sample_note(name)
+    event = note.event
+    text = note.email(REGION)
     first = text.splitlines()[0]
     assert first.startswith(event.value.removeprefix("export.").replace("_", " ").upper() + ":")
     assert job.job_identifier in first
@@ -117,6 +137,11 @@ def test_email_reads_in_five_seconds(name: str) -> None:
         assert "Reason:" in text and "Next step:" in text
     if event in (Event.FAILED, Event.NOT_FOUND, Event.CANCELED, Event.EXPIRED):
         assert "    exportwatch start --since " in text
+    if event.is_warning:  # a warning says the job is still watched and its outcome comes separately
+        assert "Noticed at:" in text and "Decided at:" not in text
+        assert "outcome in its own" in " ".join(text.split())
+    else:
+        assert "Decided at:" in text
     assert text.isascii(), "plain text: no emoji or typographic characters in the email"
     body = text.splitlines()[1:]  # the first line is the outcome, whole, for the inbox preview
     unwrappable = ("://", job.job_identifier, "sha256")  # URLs, ids and hashes cannot be wrapped
@@ -158,8 +183,8 @@ def test_start_command_recreates_the_same_range(after: str | None, before: str |
 
 
 def test_subject_names_outcome_and_job_within_sns_limits() -> None:
-    for job in SAMPLE_JOBS.values():
-        subject = notification_for(job).subject
+    for name in SAMPLES:
+        subject = sample_note(name).subject
         assert len(subject) <= 100 and subject.isascii() and subject.isprintable()
         assert subject.startswith("exportwatch: export ")
     long = notification_for(SAMPLE_JOBS["expired_long_id"]).subject
@@ -170,9 +195,9 @@ def test_subject_names_outcome_and_job_within_sns_limits() -> None:
 # ------------------------------------------------------------------------------------- the JSON contract
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLE_JOBS))
+@pytest.mark.parametrize("name", SAMPLES)
 def test_default_and_sqs_bodies_are_the_contract_byte_for_byte(name: str) -> None:
-    note = notification_for(SAMPLE_JOBS[name])
+    note = sample_note(name)
     structure = json.loads(note.structured_message(REGION))
     assert set(structure) == {"default", "sqs", "email"}
     assert structure["default"] == note.message  # exactly the string the contract defines
@@ -184,15 +209,14 @@ def test_default_and_sqs_bodies_are_the_contract_byte_for_byte(name: str) -> Non
 def test_published_json_reaches_an_sqs_subscriber_unchanged(stack: LocalStack) -> None:
     queue = subscribe_queue(stack.endpoint_url, stack.topic_arn)
     notifier = Notifier(aws_client("sns", stack.endpoint_url), stack.topic_arn)
-    sent = {notifier.publish(notification_for(job)): job for job in SAMPLE_JOBS.values()}
-    received = receive_notifications(stack.endpoint_url, queue, expect=len(SAMPLE_JOBS), timeout=10)
-    assert len(received) == len(SAMPLE_JOBS)
+    sent = {notifier.publish(sample_note(name)): name for name in SAMPLES}
+    received = receive_notifications(stack.endpoint_url, queue, expect=len(SAMPLES), timeout=10)
+    assert len(received) == len(SAMPLES)
     for got in received:
-        job = sent[got.envelope["MessageId"]]
-        note = notification_for(job)
+        note = sample_note(sent[got.envelope["MessageId"]])
         assert got.message == note.message  # byte for byte, not just equal JSON
         assert got.subject == note.subject
-        assert got.attributes == {"event": note.event.value, "job_identifier": job.job_identifier}
+        assert got.attributes == {"event": note.event.value, "job_identifier": note.job_identifier}
 
 
 def test_an_oversized_email_is_cut_never_the_json() -> None:

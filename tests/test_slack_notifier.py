@@ -499,9 +499,32 @@ def test_missing_configuration_fails_clearly(
         app.lambda_handler(saved_event("sns_failed"), FakeContext())
 
 
-def test_an_event_that_is_not_sns_raises(app: ModuleType, webhook: str) -> None:
-    with pytest.raises(ValueError, match="not an SNS event"):
-        app.lambda_handler({"source": "exportwatch.schedule"}, FakeContext())
+NOT_SNS_EVENTS: list[Any] = [
+    {"source": "exportwatch.schedule"},
+    None,
+    [],
+    "posted by hand",
+    {"Records": []},
+    {"Records": "x"},
+    {"Records": [{"EventSource": "aws:sns"}]},
+    {"Records": [{"Sns": {"Message": {"event": "export.failed"}}}]},  # Message must be the string SNS sends
+]
+
+
+@pytest.mark.parametrize("event", NOT_SNS_EVENTS)
+def test_an_event_that_is_not_sns_is_rejected_with_one_line(
+    app: ModuleType, webhook: str, slack_receiver: SlackReceiver, event: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a crash loop: a hand-made event returns (no Lambda retries, nothing in the dead-letter queue)."""
+    caplog.set_level(logging.INFO, logger="exportwatch")
+    result = app.lambda_handler(event, FakeContext())
+
+    assert set(result) == {"rejected"} and result["rejected"].startswith("not an SNS event")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["rejected invocation event"]
+    assert errors[0].reason == result["rejected"]  # type: ignore[attr-defined]
+    assert slack_receiver.posts == []
+    assert app._webhook is None  # rejected before the secret is even read
 
 
 def test_webhook_urls_are_cached_not_fetched_per_message(

@@ -31,6 +31,8 @@ EXPECTED_ENV = {
     "EXPORT_PREFIX",
     "POLL_INTERVAL_MINUTES",
     "LEASE_SECONDS",
+    "EXPIRY_WARNING_HOURS",
+    "STUCK_AFTER_HOURS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -170,10 +172,32 @@ def test_pipeline_catches_a_ref_typo(tmp_path: Path) -> None:
 
 
 def test_design_logical_ids_exist(sam: dict[str, Any]) -> None:
-    assert design_section_names("Template logical ids") <= set(sam["Resources"])
+    """Every name the design's template section mentions is in the template: a resource, or (as the section says
+    which parameter and variable the Slack resources hang on) a parameter or a function's environment variable."""
+    env_names = {
+        name
+        for resource in sam["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for name in resource["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    names = design_section_names("Template logical ids")
+    assert {n for n in names if n[0].isupper() and not n.isupper()} <= set(sam["Resources"]) | set(sam["Parameters"])
+    assert names <= set(sam["Resources"]) | set(sam["Parameters"]) | env_names
+    assert {"JobsTable", "ExportBucket", "NotifyTopic", "PollerFunction", "SlackNotifierFunction"} <= names
 
 
 # ------------------------------------------------------------------------------------- IAM
+
+
+def assert_kms_only_for_the_topic(role_id: str, statement: dict[str, Any]) -> None:
+    """The one KMS grant: the AWS-managed SNS key (alias/aws/sns) of this account and region, via SNS only."""
+    assert role_id == "PollerFunctionRole", role_id
+    assert set(as_list(statement["Action"])) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"}
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}},
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/aws/sns"},
+    }
 
 
 def test_every_policy_statement_is_scoped_to_this_stack(cfn: dict[str, Any]) -> None:
@@ -184,6 +208,9 @@ def test_every_policy_statement_is_scoped_to_this_stack(cfn: dict[str, Any]) -> 
         assert statement["Effect"] == "Allow", (role_id, statement)
         assert not any(a == "*" or a.endswith(":*") for a in actions), (role_id, actions)
         services = {a.split(":")[0] for a in actions}
+        if "kms" in services:
+            assert_kms_only_for_the_topic(role_id, statement)
+            continue
         for resource in as_list(statement["Resource"]):
             if resource == "*":
                 assert set(actions) <= STAR_ALLOWED_ACTIONS, f"{role_id}: '*' resource for {actions}"
@@ -214,6 +241,8 @@ def test_policy_statements_cover_what_the_poller_needs(cfn: dict[str, Any]) -> N
     }
     for action, targets in expected.items():
         assert by_action.get(action) == targets, (action, by_action.get(action))
+    # Publishing to the encrypted topic needs its key (the statement is checked in the scoping test above).
+    assert "kms:GenerateDataKey" in by_action and "kms:Decrypt" in by_action
 
 
 def test_sam_uses_policy_templates_and_only_default_managed_policy(sam: dict[str, Any], cfn: dict[str, Any]) -> None:
@@ -375,7 +404,11 @@ def test_log_group_has_retention(cfn: dict[str, Any]) -> None:
 def test_email_subscription_only_under_a_condition(sam: dict[str, Any], cfn: dict[str, Any]) -> None:
     assert sam["Parameters"]["NotificationEmail"]["Default"] == ""
     subscriptions = resources_of_type(cfn, "AWS::SNS::Subscription")
-    assert set(subscriptions) == {"NotifyEmailSubscription", "SlackNotifierFunctionNotification"}
+    assert set(subscriptions) == {
+        "NotifyEmailSubscription",
+        "SlackNotifierFunctionNotification",
+        "AlarmEmailSubscription",  # the operators' alarm e-mail (test_alarms_* below)
+    }
     subscription = subscriptions["NotifyEmailSubscription"]
     assert subscription["Condition"] == "HasEmail"
     assert subscription["Properties"]["Protocol"] == "email"
@@ -396,3 +429,150 @@ def test_parameters_and_outputs(sam: dict[str, Any]) -> None:
     assert params["LogLevel"]["Default"] == "INFO"
     outputs = {o["Value"]["Ref"] for o in sam["Outputs"].values() if "Condition" not in o}
     assert outputs == {"JobsTable", "ExportBucket", "NotifyTopic", "IntercomTokenSecret", "PollerFunction"}
+
+
+# ------------------------------------------------------------------------------------- early warnings
+
+
+def test_warning_thresholds_are_parameters_passed_to_the_poller(sam: dict[str, Any]) -> None:
+    params = sam["Parameters"]
+    env = sam["Resources"]["PollerFunction"]["Properties"]["Environment"]["Variables"]
+    for param, variable, high in (
+        ("ExpiryWarningHours", "EXPIRY_WARNING_HOURS", 47),
+        ("StuckAfterHours", "STUCK_AFTER_HOURS", 168),
+    ):
+        assert params[param]["Type"] == "Number" and params[param]["Default"] == 12
+        assert (params[param]["MinValue"], params[param]["MaxValue"]) == (1, high)  # the bounds config.py enforces
+        assert env[variable] == {"Ref": param}
+
+
+# ------------------------------------------------------------------------------------- operations: alarms
+
+ALARMS = {"PollerErrorsAlarm", "PollerNotRunningAlarm", "ExportNotCopiedAlarm", "SlackDeadLetterAlarm"}
+ALARM_ACTIONS = {
+    "Fn::If": [
+        "HasAlarmAction",
+        [
+            {"Fn::If": ["HasAlarmEmail", {"Ref": "AlarmTopic"}, {"Ref": "AWS::NoValue"}]},
+            {"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AWS::NoValue"}]},
+        ],
+        {"Ref": "AWS::NoValue"},
+    ]
+}
+
+
+def test_alarms_exist_and_notify_the_optional_alarm_topic(sam: dict[str, Any], cfn: dict[str, Any]) -> None:
+    alarms = resources_of_type(cfn, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == ALARMS
+    for logical_id, alarm in alarms.items():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == ALARM_ACTIONS and props["OKActions"] == ALARM_ACTIONS, logical_id
+        assert props["AlarmDescription"].startswith("exportwatch: "), logical_id
+    assert alarms["SlackDeadLetterAlarm"]["Condition"] == "HasSlack"
+    assert all("Condition" not in alarms[a] for a in ALARMS - {"SlackDeadLetterAlarm"})
+
+    params = sam["Parameters"]
+    assert params["AlarmEmail"]["Default"] == "" and params["AlarmTopicArn"]["Default"] == ""
+    pattern = re.compile(params["AlarmTopicArn"]["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("arn:aws:sns:eu-west-1:123456789012:oncall")
+    assert not pattern.fullmatch("oncall@example.com")
+    conditions = cfn["Conditions"]
+    assert conditions["HasAlarmAction"] == {
+        "Fn::Or": [{"Condition": "HasAlarmEmail"}, {"Condition": "HasAlarmTopicArn"}]
+    }
+    topic = cfn["Resources"]["AlarmTopic"]
+    assert topic["Type"] == "AWS::SNS::Topic" and topic["Condition"] == "HasAlarmEmail"
+    subscription = cfn["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+
+
+def test_alarm_on_poller_errors(cfn: dict[str, Any]) -> None:
+    props = cfn["Resources"]["PollerErrorsAlarm"]["Properties"]
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PollerFunction"}}]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_alarm_when_the_poller_has_not_run_for_three_intervals(sam: dict[str, Any], cfn: dict[str, Any]) -> None:
+    props = cfn["Resources"]["PollerNotRunningAlarm"]["Properties"]
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("AWS/Lambda", "Invocations", "Sum")
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PollerFunction"}}]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (1, "LessThanThreshold")
+    assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == 3
+    assert props["TreatMissingData"] == "breaching"  # no invocation means no data point at all
+    # Period = PollIntervalMinutes * 60, picked from a list by the parameter: check it for every allowed value.
+    index, (delimiter, listing) = props["Period"]["Fn::Select"][0], props["Period"]["Fn::Select"][1]["Fn::Split"]
+    assert index == {"Ref": "PollIntervalMinutes"}
+    periods = [int(p) for p in listing.split(delimiter)]
+    interval = sam["Parameters"]["PollIntervalMinutes"]
+    for minutes in range(interval["MinValue"], interval["MaxValue"] + 1):
+        assert periods[minutes] == minutes * 60
+    assert 3 * periods[interval["MaxValue"]] <= 86400  # CloudWatch: evaluation range at most one day
+
+
+def test_alarm_on_an_export_not_copied_within_an_hour(cfn: dict[str, Any]) -> None:
+    from exportwatch.observability import cycle_metrics
+    from exportwatch.poll import CycleSummary, JobResult
+
+    props = cfn["Resources"]["ExportNotCopiedAlarm"]["Properties"]
+    # The metric is what the poller sends for an export waiting for its copy (name and unit).
+    waiting = CycleSummary(owner="t", due=1, results=[JobResult("abc", "retry", uncopied_seconds=4000)])
+    assert (props["MetricName"], "Seconds", 4000) in cycle_metrics(waiting)
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == (
+        "exportwatch",
+        "OldestUncopiedAge",
+        "Maximum",
+    )
+    env = cfn["Resources"]["PollerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "exportwatch" and env["POWERTOOLS_SERVICE_NAME"] == "exportwatch"
+    assert props["Dimensions"] == [{"Name": "service", "Value": "exportwatch"}]  # Powertools' default dimension
+    assert (props["Threshold"], props["ComparisonOperator"]) == (3600, "GreaterThanOrEqualToThreshold")
+    assert props["TreatMissingData"] == "notBreaching"  # sent only while an export waits for its copy
+
+
+def test_alarm_on_the_slack_dead_letter_queue(cfn: dict[str, Any]) -> None:
+    props = cfn["Resources"]["SlackDeadLetterAlarm"]["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert props["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["SlackNotifierDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+
+
+def test_no_tracer(sam: dict[str, Any], cfn: dict[str, Any]) -> None:
+    """Tracer (X-Ray) is off: its import costs ~0.5 s of cold start (a comment in template.yaml says so)."""
+    assert "Tracing" not in sam.get("Globals", {}).get("Function", {})
+    for function in resources_of_type(cfn, "AWS::Lambda::Function").values():
+        assert "TracingConfig" not in function["Properties"]
+        assert not any(k.startswith("POWERTOOLS_TRACE") for k in function["Properties"]["Environment"]["Variables"])
+    assert "no Tracer" in TEMPLATE.read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------- security checks
+
+
+def test_topic_is_encrypted_with_the_aws_managed_sns_key(sam: dict[str, Any]) -> None:
+    assert sam["Resources"]["NotifyTopic"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+
+
+def test_every_checkov_skip_has_a_written_reason(sam: dict[str, Any]) -> None:
+    """`make security` (checkov) passes only because of these skips: each must say why, on its resource."""
+    skips = []
+    for logical_id, resource in sam["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            skips.append((logical_id, skip))
+            assert set(skip) == {"id", "comment"}, (logical_id, skip)
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
+            comment = " ".join(str(skip["comment"]).split())
+            assert len(comment) >= 40 and comment.endswith((".", ")")), (logical_id, skip["id"], comment)
+    assert skips
+    ids = [(logical_id, skip["id"]) for logical_id, skip in skips]
+    assert len(ids) == len(set(ids))  # one reason per check per resource
+    # Fixed rather than skipped: the notification topic's encryption (CKV_AWS_26).
+    assert ("NotifyTopic", "CKV_AWS_26") not in ids

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from exportwatch import observability
@@ -17,9 +16,14 @@ from exportwatch.events import InvalidEvent, PollRequest
 from exportwatch.poll import Poller, run_cycle
 from exportwatch.wiring import build_poller
 
+# Logs: Powertools names its Python logger after the service, so with service "exportwatch" it IS the package's
+# top logger, and every package logger (exportwatch.poll, exportwatch.intercom, ...) propagates its records to
+# this handler: one JSON format, the Lambda context (function_request_id) on every line. (Powertools'
+# copy_config_to_registered_loggers would copy nothing here: it always skips the source logger's own name.)
+# The job filter adds `job_identifier` to each line logged while a worker thread handles a job.
 logger = Logger(service="exportwatch")
+observability.install_job_context(logger.registered_handler)
 metrics = Metrics(namespace="exportwatch", service="exportwatch")
-copy_config_to_registered_loggers(source_logger=logger, include={"exportwatch"})
 
 # Leave this much of the Lambda timeout unused: enough to finish a status check and save the job.
 RESERVE_SECONDS = 60.0

@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
@@ -25,8 +24,9 @@ from exportwatch.slack import (
     webhook_url_provider,
 )
 
+# The Powertools logger is the Python logger "exportwatch" (named after the service): the package's loggers
+# (exportwatch.slack, ...) propagate into its handler, so their lines share its JSON format and Lambda context.
 logger = Logger(service="exportwatch")
-copy_config_to_registered_loggers(source_logger=logger, include={"exportwatch"})
 
 _webhook: SlackWebhook | None = None  # built once per container: pooled connection, cached webhook URL
 
@@ -42,8 +42,25 @@ def _get_webhook() -> SlackWebhook:
     return _webhook
 
 
+def _not_sns(event: Any) -> str | None:
+    """Why `event` is not an SNS event (one line), or None. SNS always sends Records[].Sns.Message."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records:
+        return f"not an SNS event: no Records (got a {type(event).__name__})"
+    for record in records:
+        sns = record.get("Sns") if isinstance(record, dict) else None
+        if not isinstance(sns, dict) or not isinstance(sns.get("Message"), str):
+            return "not an SNS event: a record has no Sns.Message string"
+    return None
+
+
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    if (why := _not_sns(event)) is not None:
+        # Rejected, not raised: a hand-made event is not a notification, and raising would only retry it twice
+        # and fill the dead-letter queue (and its alarm) with it. One line says why.
+        logger.error("rejected invocation event", extra={"reason": why})
+        return {"rejected": why}
     try:
         posted = handle_sns_event(
             event,

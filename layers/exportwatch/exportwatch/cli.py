@@ -182,6 +182,8 @@ def _describe_result(r: JobResult) -> str:
         parts.append(f"copied {human_size(r.bytes_copied)} to S3")
     if r.event:
         parts.append(f"notified {r.event}")
+    if r.warning:
+        parts.append(f"warned {r.warning}")
     if r.action in ("retry", "deferred", "skipped", "error"):
         parts.append(f"{'will retry' if r.action == 'retry' else r.action}: {r.detail}")
     elif r.detail:

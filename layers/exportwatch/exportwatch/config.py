@@ -49,6 +49,10 @@ class Settings:
     max_check_delay_seconds: int = 1800
     settled_ttl_days: int = 30
     poll_concurrency: int = 4
+    # Early warnings (export.expiring / export.stuck). Intercom deletes a finished export after 48 hours and
+    # gives up on a job that runs longer than 12 hours.
+    expiry_warning_seconds: int = 12 * 3600
+    stuck_after_seconds: int = 12 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +77,8 @@ class Settings:
             max_check_delay_seconds=60 * _int(e, "MAX_CHECK_DELAY_MINUTES", 30, 1, 12 * 60),
             settled_ttl_days=_int(e, "SETTLED_TTL_DAYS", 30, 1, 3650),
             poll_concurrency=_int(e, "POLL_CONCURRENCY", 4, 1, 64),
+            expiry_warning_seconds=3600 * _int(e, "EXPIRY_WARNING_HOURS", 12, 1, 47),
+            stuck_after_seconds=3600 * _int(e, "STUCK_AFTER_HOURS", 12, 1, 168),
         )
 
 

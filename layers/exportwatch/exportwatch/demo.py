@@ -23,22 +23,37 @@ POLL_ROUNDS = 10
 @dataclass(frozen=True)
 class DemoJob:
     scenario: str
-    expect: Event
+    expect: tuple[Event, ...]  # every notification the job gets, in order (an early warning, then the outcome)
     what: str
     options: dict[str, Any]
+    tracked_hours_ago: float = 0.0  # > 0: written to the table as if `exportwatch track` had run that long ago
 
 
 DEMO_JOBS = [
-    DemoJob("completed", Event.COMPLETED, "pending -> in_progress -> completed, ZIP of CSVs", {}),
-    DemoJob("complete_legacy", Event.COMPLETED, "older spelling 'complete', gzip body", {}),
-    DemoJob("html_504", Event.COMPLETED, "two HTML 504s from Intercom's edge (transient), then completed", {}),
-    DemoJob("rate_limited", Event.COMPLETED, "429 with X-RateLimit-Reset first, then completed", {}),
-    DemoJob("failed", Event.FAILED, "ran over 12 hours: HTTP 504 with a JSON 'failed' body", {}),
-    DemoJob("not_found", Event.NOT_FOUND, "Intercom answers 404 not_found", {}),
-    DemoJob("no_data", Event.NO_DATA, "nothing was sent in the range", {}),
-    DemoJob("canceled", Event.CANCELED, "canceled at Intercom", {}),
-    DemoJob("expired", Event.EXPIRED, "completed three days ago: Intercom's copy is gone", {}),
-    DemoJob("foreign_url", Event.FAILED, "download_url on another origin: the token is not sent there", {}),
+    DemoJob("completed", (Event.COMPLETED,), "pending -> in_progress -> completed, ZIP of CSVs", {}),
+    DemoJob("complete_legacy", (Event.COMPLETED,), "older spelling 'complete', gzip body", {}),
+    DemoJob("html_504", (Event.COMPLETED,), "two HTML 504s from Intercom's edge (transient), then completed", {}),
+    DemoJob("rate_limited", (Event.COMPLETED,), "429 with X-RateLimit-Reset first, then completed", {}),
+    DemoJob("failed", (Event.FAILED,), "ran over 12 hours: HTTP 504 with a JSON 'failed' body", {}),
+    DemoJob("not_found", (Event.NOT_FOUND,), "Intercom answers 404 not_found", {}),
+    DemoJob("no_data", (Event.NO_DATA,), "nothing was sent in the range", {}),
+    DemoJob("canceled", (Event.CANCELED,), "canceled at Intercom", {}),
+    DemoJob("expired", (Event.EXPIRED,), "completed three days ago: Intercom's copy is gone", {}),
+    DemoJob("foreign_url", (Event.FAILED,), "download_url on another origin: the token is not sent there", {}),
+    # Early warnings: each job gets its warning once, then its outcome.
+    DemoJob(
+        "failed",
+        (Event.STUCK, Event.FAILED),
+        "tracked 13 hours ago and still pending: export.stuck, then Intercom gives up (failed)",
+        {"steps": ["pending", "pending", "in_progress", "failed"]},
+        tracked_hours_ago=13,
+    ),
+    DemoJob(
+        "completed",
+        (Event.EXPIRING, Event.COMPLETED),
+        "completed, 4 hours left, the first two downloads break off: export.expiring, then copied",
+        {"steps": ["completed"], "expires_in": 4 * 3600.0, "flaky_downloads": 2},
+    ),
 ]
 
 
@@ -82,13 +97,18 @@ def run_demo(template: str | None = None) -> int:
             _say(f"Intercom emulator: {intercom.base_url}")
             _say("Subscriber:        an SQS queue subscribed to the topic")
 
-            _heading("tracking one job per outcome")
+            _heading("tracking one job per outcome, and one per early warning")
             expected: dict[str, DemoJob] = {}
             for demo_job in DEMO_JOBS:
                 job_id = intercom.add_job(demo_job.scenario, **demo_job.options)
                 expected[job_id] = demo_job
-                _say(f"$ exportwatch track {job_id}    # {demo_job.scenario}: {demo_job.what}")
-                cli.main(["track", job_id])
+                label = "/".join(e.value.removeprefix("export.") for e in demo_job.expect)
+                if demo_job.tracked_hours_ago:
+                    _say(f"(tracked {demo_job.tracked_hours_ago:g} hours ago)  {job_id}    # {label}: {demo_job.what}")
+                    _track_in_the_past(stack.table_name, job_id, demo_job.tracked_hours_ago)
+                else:
+                    _say(f"$ exportwatch track {job_id}    # {label}: {demo_job.what}")
+                    cli.main(["track", job_id])
             _say("$ exportwatch track not/a/job    # bad input: one line, exit 2, nothing written")
             code = cli.main(["track", "not/a/job"])
             _say(f"  (exit code {code})")
@@ -122,25 +142,31 @@ def run_demo(template: str | None = None) -> int:
                 )
 
             _heading("notifications as the subscriber received them")
-            received = receive_notifications(moto.endpoint_url, queue_url, expect=len(expected) + 1, timeout=10)
-            seen: dict[str, list[str]] = {}
+            total = sum(len(j.expect) for j in expected.values()) + 1  # + the job made with `start`
+            received = receive_notifications(moto.endpoint_url, queue_url, expect=total, timeout=10)
+            seen: dict[str, list[tuple[str, str]]] = {}
             for note in received:
                 _say(f"Subject: {note.subject}")
                 _say(f"  attributes: {note.attributes}")
                 _say(f"  body: {note.message}")
                 job_id = note.attributes.get("job_identifier", "")
-                seen.setdefault(job_id, []).append(note.attributes.get("event", ""))
+                occurred = str(note.body.get("occurred_at", "")) if isinstance(note.body, dict) else ""
+                seen.setdefault(job_id, []).append((occurred, note.attributes.get("event", "")))
 
             _heading("check")
             ok = True
             for job_id, demo_job in expected.items():
-                got = seen.get(job_id, [])
-                good = got == [demo_job.expect.value]
+                got = [event for _, event in sorted(seen.get(job_id, []))]  # SQS does not keep order: by time
+                good = got == [e.value for e in demo_job.expect]
                 ok &= good
                 _say(f"{'ok ' if good else 'BAD'} {job_id}  {demo_job.scenario:<16} -> {', '.join(got) or 'nothing'}")
             leaked = [r for r in intercom.requests if token in str(r.headers) and r.path.startswith("/_")]
             ok &= not leaked
-            _say("every outcome notified exactly once" if ok else "some outcome is missing or duplicated")
+            _say(
+                "every outcome and every early warning notified exactly once"
+                if ok
+                else "some outcome or warning is missing or duplicated"
+            )
 
             # Notifications for people: the email text and the Slack message (see _show_people_notifications).
             ok &= _show_people_notifications(moto.endpoint_url, stack.topic_arn, received, template_path)
@@ -276,6 +302,16 @@ def _show_people_notifications(endpoint_url: str, topic_arn: str, received: list
                     os.environ[key] = value
     _say("every outcome has an email text and reached Slack" if ok else "some Slack post is missing")
     return ok
+
+
+def _track_in_the_past(table: str, job_id: str, hours_ago: float) -> None:
+    """What `exportwatch track` writes, as if it had run `hours_ago` hours ago (the demo cannot wait 12 hours)."""
+    from exportwatch.model import Job, from_epoch, iso
+    from exportwatch.store import JobStore
+    from exportwatch.wiring import aws_clients
+
+    tracked_at = iso(from_epoch(time.time() - hours_ago * 3600))
+    JobStore(aws_clients()["dynamodb"], table).track(Job(job_identifier=job_id, tracked_at=tracked_at, next_check_at=0))
 
 
 def _jobs(table: str) -> list[Any]:

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -283,9 +284,9 @@ class IntercomClient:
                 stream=True,  # JSON is then read with a size cap, downloads without buffering
                 **kw,
             )
-        except requests.Timeout:
-            raise TransientError(f"{method} {urlsplit(url).path}: Intercom did not answer in time") from None
         except requests.RequestException as exc:
+            if _timed_out(exc):
+                raise TransientError(f"{method} {urlsplit(url).path}: Intercom did not answer in time") from None
             raise TransientError(f"{method} {urlsplit(url).path}: {type(exc).__name__}") from None
         if origin(url) == self._origin:
             self.gate.observe(resp.headers)
@@ -432,6 +433,15 @@ class IntercomClient:
             yield resp
         finally:
             resp.close()
+
+
+def _timed_out(exc: requests.RequestException) -> bool:
+    """A timeout, however requests reports it: with read retries at 0, urllib3 wraps a read timeout in
+    MaxRetryError and requests turns that into a ConnectionError, not a Timeout."""
+    if isinstance(exc, requests.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.TimeoutError)
 
 
 def _describe_origin(url: str) -> str:

@@ -41,16 +41,19 @@ __all__ = [
 
 TEMPLATE_NAME = "template.yaml"
 DEFAULT_REGION = "us-east-1"
+# moto's documented placeholder for every credential of a local server; never a real one.
+_MOTO_PLACEHOLDER = "testing"
 DUMMY_CREDENTIALS: dict[str, str] = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
+    "AWS_ACCESS_KEY_ID": _MOTO_PLACEHOLDER,
+    "AWS_SECRET_ACCESS_KEY": _MOTO_PLACEHOLDER,
+    "AWS_SESSION_TOKEN": _MOTO_PLACEHOLDER,
 }
 # Logical ids in template.yaml (docs/design.md).
 TABLE_ID = "JobsTable"
 BUCKET_ID = "ExportBucket"
 TOPIC_ID = "NotifyTopic"
-SECRET_ID = "IntercomTokenSecret"  # noqa: S105 - a logical id, not a secret
+# A logical id, not a secret (ruff S105, bandit B105).
+SECRET_ID = "IntercomTokenSecret"  # noqa: S105  # nosec B105
 
 _SUFFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
@@ -109,7 +112,8 @@ def load_template(path: Path) -> dict[str, Any]:
 
     _CfnLoader.add_multi_constructor("!", construct_intrinsic)
     with path.open(encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        # _CfnLoader is a SafeLoader subclass: no arbitrary objects (ruff S506, bandit B506).
+        data = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506  # nosec B506
     if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
         raise ValueError(f"{path} is not a CloudFormation template (no Resources mapping)")
     return data

@@ -25,7 +25,11 @@ class JobState(StrEnum):
 
 
 class Event(StrEnum):
-    """Notification event names: a contract for subscribers and their filter policies."""
+    """Notification event names: a contract for subscribers and their filter policies.
+
+    The first six are outcomes (one per job, when its final state is decided). EXPIRING and STUCK are early
+    warnings: sent at most once per job while it is still watched; its outcome follows in its own message.
+    """
 
     COMPLETED = "export.completed"
     FAILED = "export.failed"
@@ -33,12 +37,26 @@ class Event(StrEnum):
     NO_DATA = "export.no_data"
     CANCELED = "export.canceled"
     EXPIRED = "export.expired"
+    EXPIRING = "export.expiring"  # completed at Intercom, not copied yet, Intercom's copy goes away soon
+    STUCK = "export.stuck"  # still pending/in_progress after STUCK_AFTER_HOURS
 
     @classmethod
     def for_state(cls, state: JobState) -> Event:
         if not state.is_final:
             raise ValueError(f"no event for non-final state {state}")
         return cls(f"export.{state.value}")
+
+    @property
+    def is_warning(self) -> bool:
+        return self in (Event.EXPIRING, Event.STUCK)
+
+    @classmethod
+    def outcomes(cls) -> list[Event]:
+        return [e for e in cls if not e.is_warning]
+
+    @classmethod
+    def warnings(cls) -> list[Event]:
+        return [e for e in cls if e.is_warning]
 
 
 class IntercomStatus(StrEnum):
@@ -100,6 +118,28 @@ def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def human_duration(seconds: float) -> str:
+    """13.2 h -> '13 hours', 290 s -> '4 minutes': whole units, rounded down, as a person says it."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= 2 * size:
+            return f"{int(seconds // size)} {unit}s"
+    if seconds >= 60:
+        return f"{int(seconds // 60)} minute" + ("s" if seconds >= 120 else "")
+    return f"{int(seconds)} seconds"
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """An ISO 8601 time as the table stores it (Z suffix), or None when absent or unparsable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def human_size(n: int) -> str:
     """1536 -> '1.5 KiB'. Binary units, as S3's console shows them."""
     size = float(n)
@@ -145,6 +185,9 @@ class Job:
     last_error: str | None = None
     outcome_reason: str | None = None
     outcome_at: str | None = None  # when the outcome was decided: a retried publish carries the same time
+    completed_seen_at: str | None = None  # the first check that found the export completed (uncopied age)
+    warned_expiring_at: str | None = None  # export.expiring was published (sent at most once)
+    warned_stuck_at: str | None = None  # export.stuck was published (sent at most once)
     created_at_after: str | None = None
     created_at_before: str | None = None
     lease_owner: str | None = None

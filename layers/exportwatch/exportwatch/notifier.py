@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from exportwatch.model import Event, Job
+from exportwatch.model import Event, IntercomStatus, Job, from_epoch, human_duration, iso, parse_iso
 from exportwatch.render import email_text, region_from_arn
 
 SCHEMA_VERSION = 1
@@ -35,6 +35,8 @@ _SUBJECTS = {
     Event.NO_DATA: "export {id} finished with no data",
     Event.CANCELED: "export {id} was canceled",
     Event.EXPIRED: "export {id} expired before it was copied",
+    Event.EXPIRING: "export {id} not copied yet and expiring soon",
+    Event.STUCK: "export {id} still not finished at Intercom",
 }
 
 
@@ -94,15 +96,13 @@ class Notification:
         }
 
 
-def notification_for(job: Job) -> Notification:
-    """Render the notification for a job whose outcome is decided (its state is final)."""
-    event = Event.for_state(job.state)
+def _base_body(job: Job, event: Event, occurred_at: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "version": SCHEMA_VERSION,
         "event": event.value,
         "job_identifier": job.job_identifier,
         "intercom_status": job.intercom_status or "",
-        "occurred_at": job.outcome_at,
+        "occurred_at": occurred_at,
         "tracked_at": job.tracked_at,
     }
     if job.created_at_after and job.created_at_before:
@@ -110,6 +110,13 @@ def notification_for(job: Job) -> Notification:
         body["created_at_before"] = job.created_at_before
     if job.download_expires_at:
         body["download_expires_at"] = job.download_expires_at
+    return body
+
+
+def notification_for(job: Job) -> Notification:
+    """Render the notification for a job whose outcome is decided (its state is final)."""
+    event = Event.for_state(job.state)
+    body = _base_body(job, event, job.outcome_at)
     if event is Event.COMPLETED:
         body.update(
             s3_uri=job.s3_uri,
@@ -119,6 +126,47 @@ def notification_for(job: Job) -> Notification:
         )
     else:
         body["reason"] = job.outcome_reason or event.value
+    return Notification(event=event, job_identifier=job.job_identifier, body=body)
+
+
+def warning_for(job: Job, event: Event, now: float) -> Notification:
+    """Render an early warning (export.expiring or export.stuck) for a job that is still watched, as of `now`.
+
+    expiring: `download_expires_at` and `time_left_seconds` (until Intercom deletes its copy).
+    stuck: `pending_since` (when exportwatch started tracking the job) and `pending_seconds` (its age).
+    Both: `reason`, a sentence for a person.
+    """
+    if not event.is_warning:
+        raise ValueError(f"{event} is not a warning")
+    body = _base_body(job, event, iso(from_epoch(now)))
+    if event is Event.EXPIRING:
+        expires = parse_iso(job.download_expires_at)
+        if expires is None:
+            raise ValueError(f"job {job.job_identifier} has no download_expires_at to warn about")
+        left = max(0, int(expires.timestamp() - now))
+        body["time_left_seconds"] = left
+        reason = (
+            f"Intercom deletes its copy at {iso(expires)}, in {human_duration(left)}, and the copy to S3 has not "
+            "succeeded yet"
+        )
+        if job.last_error:
+            reason += f" (last error: {job.last_error})"
+    else:
+        since = parse_iso(job.tracked_at)
+        if since is None:
+            raise ValueError(f"job {job.job_identifier} has no tracked_at to measure its age from")
+        age = max(0, int(now - since.timestamp()))
+        body["pending_since"] = iso(since)
+        body["pending_seconds"] = age
+        running = job.intercom_status in (IntercomStatus.PENDING, IntercomStatus.IN_PROGRESS)
+        if running:
+            reason = f"Intercom still reports the export job {job.intercom_status} after {human_duration(age)}"
+        else:
+            reason = f"Intercom has not reported the export job finished in {human_duration(age)}"
+            if job.last_error:
+                reason += f" (last error: {job.last_error})"
+        reason += "; Intercom gives up on export jobs that run longer than 12 hours"
+    body["reason"] = reason
     return Notification(event=event, job_identifier=job.job_identifier, body=body)
 
 

@@ -10,6 +10,16 @@ the lease. A failure at any step leaves the job due, so the next cycle resumes w
 
 A final state whose publish failed stays due and is published on a later cycle; a settled job leaves the
 due index and gets a TTL.
+
+Early warnings are published for a job that is still watching, at most once each, in the cycle that finds
+them due (and again next cycle if that publish fails; the job is due anyway):
+
+    export.expiring  Intercom reports it completed, the copy has not succeeded, and less than
+                     EXPIRY_WARNING_HOURS are left before download_expires_at   (recorded as warned_expiring_at)
+    export.stuck     still pending/in_progress (or never answered) STUCK_AFTER_HOURS after it was tracked
+                                                                                  (recorded as warned_stuck_at)
+
+Warnings never change the job's state: its outcome is notified later as for any other job.
 """
 
 from __future__ import annotations
@@ -41,11 +51,15 @@ from exportwatch.intercom import (
     TransientError,
     Unauthorized,
 )
-from exportwatch.model import Job, JobState, from_epoch, iso
-from exportwatch.notifier import Notifier, notification_for
+from exportwatch.model import Event, IntercomStatus, Job, JobState, from_epoch, iso, parse_iso
+from exportwatch.notifier import Notifier, notification_for, warning_for
+from exportwatch.observability import job_context
 from exportwatch.store import JobStore, LeaseLost
 
 log = logging.getLogger(__name__)
+
+_RUNNING = frozenset({IntercomStatus.PENDING.value, IntercomStatus.IN_PROGRESS.value})
+_FINISHED_OK = frozenset({IntercomStatus.COMPLETED.value, IntercomStatus.COMPLETE.value})
 
 _FINAL_FOR: dict[Outcome, tuple[JobState, str]] = {
     Outcome.FAILED: (
@@ -74,13 +88,18 @@ class Poller:
 @dataclass
 class JobResult:
     job_identifier: str
-    action: str  # checked | copied | notified | retry | deferred | skipped | error
+    action: str  # checked | copied | notified | warned | retry | deferred | skipped | error
     state: str = ""
     intercom_status: str | None = None
-    event: str | None = None
+    event: str | None = None  # the outcome notification published this cycle
+    warning: str | None = None  # the early warning published this cycle (export.expiring / export.stuck)
     detail: str = ""
     bytes_copied: int = 0
     copy_seconds: float = 0.0
+    # Gauges for a job still watching after this cycle's check (observability.cycle_metrics):
+    pending_seconds: int | None = None  # not finished at Intercom: age since tracked
+    expires_in_seconds: int | None = None  # finished but not copied: time left before Intercom deletes it
+    uncopied_seconds: int | None = None  # finished but not copied: since the first check that saw it finished
 
 
 @dataclass
@@ -93,7 +112,8 @@ class CycleSummary:
 
     @property
     def events(self) -> Counter[str]:
-        return Counter(r.event for r in self.results if r.event)
+        """Notifications published this cycle, outcomes and warnings, by event name."""
+        return Counter(e for r in self.results for e in (r.event, r.warning) if e)
 
     @property
     def actions(self) -> Counter[str]:
@@ -191,11 +211,12 @@ class _Cycle:
     # -- one job ------------------------------------------------------------------------------------------
 
     def _process_safely(self, job_id: str) -> JobResult:
-        try:
-            return self._process(job_id)
-        except Exception as exc:  # one job's error never stops the others
-            log.exception("job %s: unexpected error", job_id)
-            return JobResult(job_id, "error", detail=f"{type(exc).__name__}: {exc}"[:300])
+        with job_context(job_id):  # every log line in this thread, until the job is done, names it
+            try:
+                return self._process(job_id)
+            except Exception as exc:  # one job's error never stops the others
+                log.exception("job %s: unexpected error", job_id)
+                return JobResult(job_id, "error", detail=f"{type(exc).__name__}: {exc}"[:300])
 
     def _process(self, job_id: str) -> JobResult:
         now = self.p.clock()
@@ -212,6 +233,9 @@ class _Cycle:
                     self.p.store.save(job, self.owner, release=False)
             if job.state.is_final and job.notified_at is None:
                 self._notify(job, result)
+            elif not job.state.is_final:
+                self._measure(job, result)
+                self._warn(job, result)
             self.p.store.save(job, self.owner, release=True)
         except LeaseLost as exc:
             log.warning("job %s: %s", job_id, exc)
@@ -237,6 +261,8 @@ class _Cycle:
             self._schedule(job, self._running_delay(job, now))
             result.detail = f"still {report.status}"
         elif report.outcome is Outcome.COMPLETED:
+            if job.completed_seen_at is None:
+                job.completed_seen_at = iso(from_epoch(now))
             self._copy(job, report, result)
         else:
             state, reason = _FINAL_FOR[report.outcome]
@@ -330,6 +356,68 @@ class _Cycle:
         result.event = note.event.value
         if result.action == "checked":
             result.action = "notified"
+
+    # -- early warnings and gauges -------------------------------------------------------------------------
+
+    def _warning_due(self, job: Job, now: float) -> Event | None:
+        """The warning this still-watching job has earned and not yet been sent, if any."""
+        status = job.intercom_status
+        if job.warned_expiring_at is None and status in _FINISHED_OK and job.s3_uri is None:
+            expires = parse_iso(job.download_expires_at)
+            # Already past expiry is not "expiring": the next answer from Intercom makes it export.expired.
+            if expires is not None and 0 < expires.timestamp() - now < self.s.expiry_warning_seconds:
+                return Event.EXPIRING
+        if job.warned_stuck_at is None and (status is None or status in _RUNNING):
+            tracked = parse_iso(job.tracked_at)
+            if tracked is not None and now - tracked.timestamp() >= self.s.stuck_after_seconds:
+                return Event.STUCK
+        return None
+
+    def _warn(self, job: Job, result: JobResult) -> None:
+        now = self.p.clock()
+        event = self._warning_due(job, now)
+        if event is None:
+            return
+        note = warning_for(job, event, now)
+        # Checkpoint what this cycle learnt before telling anyone: if our lease was taken over, LeaseLost stops
+        # us here, and the worker that holds the job now decides about the warning (no duplicate).
+        self.p.store.save(job, self.owner, release=False)
+        try:
+            self.p.notifier.publish(note)
+        except Exception as exc:
+            # Not lost: the warning is still due next cycle, and the job is checked again by then.
+            text = f"publish {event.value}: {_describe(exc)}"
+            log.warning("job %s: %s; will retry next cycle", job.job_identifier, text)
+            retry_at = int(now + self.s.poll_interval_seconds)
+            job.next_check_at = min(job.next_check_at or retry_at, retry_at)
+            job.last_error = job.last_error or text
+            result.detail = f"{result.detail}; {text}" if result.detail else text
+            return
+        stamp = iso(from_epoch(now))
+        if event is Event.EXPIRING:
+            job.warned_expiring_at = stamp
+        else:
+            job.warned_stuck_at = stamp
+        result.warning = event.value
+        if result.action == "checked":
+            result.action = "warned"
+        log.info("job %s: warned %s (%s)", job.job_identifier, event.value, note.body["reason"])
+
+    def _measure(self, job: Job, result: JobResult) -> None:
+        """Gauges for the cycle's metrics, from a job that is still watching after its check."""
+        now = self.p.clock()
+        status = job.intercom_status
+        if status is None or status in _RUNNING:
+            tracked = parse_iso(job.tracked_at)
+            if tracked is not None:
+                result.pending_seconds = max(0, int(now - tracked.timestamp()))
+        elif status in _FINISHED_OK and job.s3_uri is None:
+            expires = parse_iso(job.download_expires_at)
+            if expires is not None:
+                result.expires_in_seconds = max(0, int(expires.timestamp() - now))
+            seen = parse_iso(job.completed_seen_at)
+            if seen is not None:
+                result.uncopied_seconds = max(0, int(now - seen.timestamp()))
 
     def _schedule(self, job: Job, delay: float) -> None:
         job.next_check_at = int(self.p.clock() + delay)

@@ -6,6 +6,7 @@ function (which only receives the SNS message) and the publisher (which adds the
 What a reader needs in five seconds comes first: the outcome and whether to act, then the job, the date range,
 where the file is (s3 URI and a console link), its size, when Intercom's copy goes away, and for failures the
 reason and the exact next step. A message on the topic that is not ours is rendered as readable raw text.
+The two early warnings (export.expiring, export.stuck) say so, and that the job's outcome follows separately.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-from exportwatch.model import Event, InvalidJobId, human_size, validate_job_id
+from exportwatch.model import Event, InvalidJobId, human_duration, human_size, validate_job_id
 
 __all__ = [
     "NotOurs",
@@ -55,6 +56,8 @@ _STYLES: Final[dict[Event, _Style]] = {
     Event.NO_DATA: _Style("Export had no data", ":information_source:", "#8D8D8D", act=False),
     Event.CANCELED: _Style("Export canceled", ":no_entry_sign:", "#ECB22E", act=False),
     Event.EXPIRED: _Style("Export expired", ":hourglass:", "#E01E5A", act=True),
+    Event.EXPIRING: _Style("Export expiring, not copied yet", ":warning:", "#ECB22E", act=True),
+    Event.STUCK: _Style("Export still running", ":hourglass_flowing_sand:", "#ECB22E", act=False),
 }
 _FOREIGN_COLOR: Final = "#8D8D8D"
 
@@ -87,6 +90,9 @@ class Rendered:
     sha256: str | None
     content_type: str | None
     reason: str | None
+    time_left_seconds: int | None = None  # export.expiring
+    pending_since: datetime | None = None  # export.stuck
+    pending_seconds: int | None = None  # export.stuck
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Rendered:
@@ -110,10 +116,13 @@ class Rendered:
             created_at_before=_time(body.get("created_at_before")),
             download_expires_at=_time(body.get("download_expires_at")),
             s3_uri=_str(body.get("s3_uri")),
-            size_bytes=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+            size_bytes=_count(size),
             sha256=_str(body.get("sha256")),
             content_type=_str(body.get("content_type")),
             reason=_str(body.get("reason")),
+            time_left_seconds=_count(body.get("time_left_seconds")),
+            pending_since=_time(body.get("pending_since")),
+            pending_seconds=_count(body.get("pending_seconds")),
         )
 
     @property
@@ -142,6 +151,10 @@ def parse_contract(message: str) -> Rendered:
     if "event" not in body:
         raise NotOurs("JSON without an exportwatch event")
     return Rendered.from_body(body)
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _str(value: object) -> str | None:
@@ -276,6 +289,12 @@ def _summary(view: Rendered, job: str) -> tuple[str, str]:
             return "CANCELED", f"export {job} was canceled at Intercom. Request it again if still needed."
         case Event.EXPIRED:
             return "EXPIRED", f"Intercom deleted export {job} before it was copied. Request a new export."
+        case Event.EXPIRING:
+            left = f"in {human_duration(view.time_left_seconds)}" if view.time_left_seconds is not None else "soon"
+            return "EXPIRING", f"export {job} is not in S3 yet and Intercom deletes it {left}. Action needed."
+        case Event.STUCK:
+            age = f" after {human_duration(view.pending_seconds)}" if view.pending_seconds is not None else ""
+            return "STUCK", f"export {job} is still not finished at Intercom{age}. Nothing to do yet."
     raise AssertionError(view.event)  # pragma: no cover - every Event is matched above
 
 
@@ -323,6 +342,20 @@ def _next_step(view: Rendered) -> tuple[str, str | None] | None:
                 f"check that the poller runs (its schedule and its errors in CloudWatch Logs).{unknown}",
                 command,
             )
+        case Event.EXPIRING:
+            return (
+                "fix the copy before then. exportwatch retries it every cycle until Intercom deletes the file, "
+                "and sends the job's outcome in its own message. Why it fails: the reason above, "
+                "`exportwatch list` and the poller's errors in CloudWatch Logs. To retry now:",
+                "exportwatch poll --all",
+            )
+        case Event.STUCK:
+            return (
+                "none yet. exportwatch keeps watching the job and sends its outcome in its own message. Intercom "
+                "fails jobs that run longer than 12 hours; if this one fails, request shorter ranges. To stop "
+                "waiting for it, cancel it:",
+                f"exportwatch cancel {view.job_identifier}",
+            )
     raise AssertionError(view.event)  # pragma: no cover
 
 
@@ -338,6 +371,14 @@ def _s3_location(view: Rendered, region: str | None) -> tuple[str, str | None] |
         return None
     parts = split_s3_uri(view.s3_uri)
     return view.s3_uri, console_url(*parts, region) if parts else None
+
+
+def _pending_text(view: Rendered) -> str | None:
+    """export.stuck: since when the job has been waiting (exportwatch tracks it from then), and for how long."""
+    if view.pending_since is None:
+        return None
+    age = f" ({human_duration(view.pending_seconds)})" if view.pending_seconds is not None else ""
+    return f"{_when(view.pending_since)}{age}"
 
 
 # --------------------------------------------------------------------------------------------- email
@@ -384,11 +425,12 @@ def email_text(body: Mapping[str, Any], *, region: str | None) -> str:
         row("AWS console", link)
     row("Intercom's copy", _intercom_copy(view))
     row("sha256", view.sha256)
+    row("Pending since", _pending_text(view))
     row("Intercom status", view.intercom_status)
     decided = _when(view.occurred_at) if view.occurred_at else None
-    if decided and view.tracked_at:
+    if decided and view.tracked_at and view.event is not Event.STUCK:
         decided += f" (tracked since {_when(view.tracked_at)})"
-    row("Decided at", decided)
+    row("Noticed at" if view.event.is_warning else "Decided at", decided)
     lines += [
         "",
         "-- ",
@@ -446,6 +488,8 @@ def slack_payload(body: Mapping[str, Any], *, region: str | None) -> dict[str, A
         fields.append(_mrkdwn(f"*Size*\n{human_size(view.size_bytes)}"))
     if copy := _intercom_copy(view):
         fields.append(_mrkdwn(f"*Intercom's copy*\n{_esc(copy)}"))
+    if pending := _pending_text(view):
+        fields.append(_mrkdwn(f"*Pending since*\n{_esc(pending)}"))
     if view.intercom_status and view.event is not Event.COMPLETED:
         fields.append(_mrkdwn(f"*Intercom status*\n`{_esc(view.intercom_status)}`"))
 
@@ -466,7 +510,7 @@ def slack_payload(body: Mapping[str, Any], *, region: str | None) -> dict[str, A
         )
     context = [f"exportwatch \u00b7 `{view.event.value}`"]
     if view.occurred_at:
-        context.append(f"decided {_when(view.occurred_at)}")
+        context.append(f"{'noticed' if view.event.is_warning else 'decided'} {_when(view.occurred_at)}")
     if view.sha256:
         context.append(f"sha256 `{_esc(view.sha256[:12])}\u2026`")
     details.append({"type": "context", "elements": [_mrkdwn(" \u00b7 ".join(context))]})

@@ -8,9 +8,10 @@ the console link takes its region from the topic.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Final
 
-from exportwatch.model import Job, JobState
+from exportwatch.model import Event, Job, JobState
 
 SAMPLE_TOPIC_ARN: Final = "arn:aws:sns:eu-west-1:123456789012:exportwatch-NotifyTopic-Q1W2E3R4T5Y6"
 SAMPLE_BUCKET: Final = "exportwatch-exportbucket-1a2b3c4d5e6f"
@@ -110,6 +111,52 @@ SAMPLE_JOBS: Final[dict[str, Job]] = {
         intercom_status="completed",
         download_expires_at="2026-11-06T22:10:00Z",
         outcome_reason="Intercom no longer has the file: download answered 410 Gone",
+    ),
+}
+
+
+def _at(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# name -> (job as it is when the warning is noticed, the warning, when it is noticed). The job is still watching.
+SAMPLE_WARNINGS: Final[dict[str, tuple[Job, Event, float]]] = {
+    # Intercom finished, but every download so far broke off; five hours before Intercom deletes the file.
+    "expiring": (
+        _job(
+            intercom_status="completed",
+            tracked_at="2026-11-08T09:00:12Z",
+            completed_seen_at="2026-11-08T09:35:02Z",
+            download_expires_at="2026-11-10T09:34:41Z",
+            outcome_at=None,
+            last_error="copy: download ended after 1048576 of 48713562 bytes (Content-Length)",
+        ),
+        Event.EXPIRING,
+        _at("2026-11-10T04:20:07Z"),
+    ),
+    # Still pending at Intercom twelve hours after `exportwatch start`.
+    "stuck": (
+        _job(
+            intercom_status="pending",
+            tracked_at="2026-11-07T20:02:11Z",
+            last_checked_at="2026-11-08T08:05:37Z",
+            outcome_at=None,
+        ),
+        Event.STUCK,
+        _at("2026-11-08T08:05:37Z"),
+    ),
+    # Tracked by id (no date range), and in progress.
+    "stuck_tracked_by_id": (
+        _job(
+            job_identifier="k3j9x2m8q7w4e1r",
+            created_at_after=None,
+            created_at_before=None,
+            intercom_status="in_progress",
+            tracked_at="2026-11-07T18:30:00Z",
+            outcome_at=None,
+        ),
+        Event.STUCK,
+        _at("2026-11-08T07:45:00Z"),
     ),
 }
 
