@@ -126,6 +126,9 @@ _DEFAULTS: Final[Mapping[str, object]] = {
     "download_gone": False,
     "flaky_downloads": 0,  # first N download attempts are truncated (None: all)
     "reset_downloads": 0,  # first N download attempts are reset (None: all)
+    "download_rate": None,  # bytes/s: throttle the download body (None: full speed), e.g. to kill a copy midway
+    "download_rate_after": 0,  # bytes a throttled download sends at full speed before the throttle starts
+    "slow_downloads": None,  # how many download attempts are throttled by `download_rate` (None: all)
 }
 
 SCENARIOS: Final[Mapping[str, Mapping[str, object]]] = {
@@ -208,6 +211,9 @@ class _Job:
     faults: dict[str, int | None]
     flaky_downloads: int | None
     reset_downloads: int | None
+    download_rate: float | None = None
+    download_rate_after: int = 0
+    slow_downloads: int | None = None
     status: str = ""
     completed_at: float | None = None
     created_via_api: bool = False
@@ -229,6 +235,8 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
     stream: _Body | None = None
     fault: str | None = None  # "truncate" | "reset" for download bodies
+    rate: float | None = None  # bytes/s for a throttled download body (after `rate_after` bytes at full speed)
+    rate_after: int = 0
 
 
 def _dumps(payload: object) -> bytes:
@@ -537,6 +545,14 @@ def _float_opt(name: str, value: object) -> float:
     return float(value)
 
 
+def _rate_opt(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
+        raise ValueError(f"option {name!r} must be a number of bytes per second > 0 or None, got {value!r}")
+    return float(value)
+
+
 def _str_opt(name: str, value: object, *, nullable: bool = False) -> str | None:
     if value is None and nullable:
         return None
@@ -586,6 +602,9 @@ def _build_job(scenario: str, job_identifier: str, options: Mapping[str, object]
         faults={name: _int_opt(name, merged[name], nullable=True) for name in _STATUS_FAULTS},
         flaky_downloads=_int_opt("flaky_downloads", merged["flaky_downloads"], nullable=True),
         reset_downloads=_int_opt("reset_downloads", merged["reset_downloads"], nullable=True),
+        download_rate=_rate_opt("download_rate", merged["download_rate"]),
+        download_rate_after=cast(int, _int_opt("download_rate_after", merged["download_rate_after"])),
+        slow_downloads=_int_opt("slow_downloads", merged["slow_downloads"], nullable=True),
         completed_at=None if completed_at is None else float(completed_at),
     )
     if size_bytes is not None:
@@ -947,6 +966,12 @@ class IntercomEmulator:
                     job.download_faults_used[name] = used + 1
                     fault = name
                     break
+            rate: float | None = None
+            if job.download_rate is not None:
+                used = job.download_faults_used.get("slow", 0)
+                if _take(job.slow_downloads, used):
+                    job.download_faults_used["slow"] = used + 1
+                    rate = job.download_rate
             body = job.body
         if body is None:
             body = _make_body(job)  # built outside the lock: a big `rows` export takes a moment
@@ -954,7 +979,16 @@ class IntercomEmulator:
                 job.body = body
         suffix = "zip" if job.body_format == "zip" else "csv.gz"
         headers = {"Content-Disposition": f'attachment; filename="{job_id}.{suffix}"'}
-        return _Reply(200, b"", "application/octet-stream", headers, stream=body, fault=fault)
+        return _Reply(
+            200,
+            b"",
+            "application/octet-stream",
+            headers,
+            stream=body,
+            fault=fault,
+            rate=rate,
+            rate_after=job.download_rate_after,
+        )
 
     def _control(self, method: str, path: str, query: str, body: bytes) -> _Reply:
         """Scripting over HTTP for other processes. No auth: it only ever listens on loopback."""
@@ -1049,6 +1083,37 @@ class _Server(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], OSError):
             return
         _LOG.exception("intercom emulator: handler failed for %s", client_address)
+
+
+class _Pacer:
+    """Writes a download body at `rate` bytes/s after `after` bytes at full speed (a slow or stalling link)."""
+
+    def __init__(self, rate: float, after: int, stopping: threading.Event) -> None:
+        self._rate = rate
+        self._free = after
+        self._stopping = stopping
+        self._slice = max(1, min(16 * 1024, int(rate / 20)))  # ~20 writes a second keep the pace smooth
+        self._paced = 0
+        self._started: float | None = None
+
+    def write(self, out: io.BufferedIOBase, data: bytes) -> bool:
+        """Write `data` at the pace; False if the emulator began stopping meanwhile."""
+        view = memoryview(data)
+        if self._free > 0:
+            head, view = view[: self._free], view[self._free :]
+            out.write(head)
+            self._free -= len(head)
+        for start in range(0, len(view), self._slice):
+            if self._started is None:
+                self._started = time.monotonic()
+            wait = self._started + self._paced / self._rate - time.monotonic()
+            if wait > 0 and self._stopping.wait(wait):
+                return False
+            piece = view[start : start + self._slice]
+            out.write(piece)
+            out.flush()
+            self._paced += len(piece)
+        return True
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1168,11 +1233,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(reply.body)
             return
         limit = size if reply.fault is None else size // 2
+        pacer = _Pacer(reply.rate, reply.rate_after, self.emulator._stopping) if reply.rate else None
         sent = 0
         for chunk in reply.stream.chunks():
             piece = chunk[: limit - sent] if sent + len(chunk) > limit else chunk
             if piece:
-                self.wfile.write(piece)
+                if pacer is None:
+                    self.wfile.write(piece)
+                elif not pacer.write(self.wfile, piece):
+                    self.close_connection = True  # the emulator is stopping: give up on the slow body
+                    return
                 sent += len(piece)
             if sent >= limit:
                 break

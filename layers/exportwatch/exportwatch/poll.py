@@ -216,7 +216,15 @@ class _Cycle:
                 return self._process(job_id)
             except Exception as exc:  # one job's error never stops the others
                 log.exception("job %s: unexpected error", job_id)
+                self._release_quietly(job_id)
                 return JobResult(job_id, "error", detail=f"{type(exc).__name__}: {exc}"[:300])
+
+    def _release_quietly(self, job_id: str) -> None:
+        """After an unexpected error, let the next cycle retry the job instead of waiting out the lease."""
+        try:
+            self.p.store.release(job_id, self.owner)
+        except Exception:  # the store itself may be what failed; the lease then lapses on its own
+            log.warning("job %s: could not release the lease; it lapses after LEASE_SECONDS", job_id)
 
     def _process(self, job_id: str) -> JobResult:
         now = self.p.clock()
