@@ -18,8 +18,8 @@ TOOLS_VENV := .venv-tools
 help:
 	@echo "make install  create .venv (python$(PYTHON_VERSION)) with exportwatch and its dev tools"
 	@echo "make demo     run everything locally: moto server + Intercom emulator, no AWS account"
-	@echo "make test     the test suite (pytest against moto server and the emulator over HTTP, the fault"
-	@echo "              suite included), then lint and the security checks"
+	@echo "make test     lint, the security checks, then the test suite (pytest against moto server and the"
+	@echo "              emulator over HTTP, the fault suite included)"
 	@echo "make faults   only the fault-injection suite; rewrites docs/RELIABILITY.md"
 	@echo "make lint     ruff + mypy"
 	@echo "make security checkov on template.yaml, bandit on the package"
@@ -35,7 +35,8 @@ $(STAMP): pyproject.toml layers/exportwatch/requirements.txt
 
 install: $(STAMP)
 
-test: pytest lint security
+# lint and security first, so the run closes on pytest's summary line.
+test: lint security pytest
 
 pytest: install
 	$(VPY) -m pytest
