@@ -8,12 +8,20 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from exportwatch.config import Settings
 from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import DUMMY_CREDENTIALS, LocalStack, MotoServer, create_resources, subscribe_queue
+from exportwatch.localstack import (
+    DUMMY_CREDENTIALS,
+    LocalStack,
+    MotoServer,
+    create_resources,
+    load_template,
+    subscribe_queue,
+)
 from exportwatch.model import Job, iso, utcnow
 from exportwatch.poll import Poller
 from exportwatch.slack_receiver import SlackReceiver
@@ -133,3 +141,22 @@ def slack_receiver() -> Iterator[SlackReceiver]:
     """A local Slack incoming-webhook receiver on 127.0.0.1 (real HTTP)."""
     with SlackReceiver() as receiver:
         yield receiver
+
+
+# ---------------------------------------------------------------------------------------------------------
+# template.yaml (tests/test_template.py, tests/test_template_slack.py)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    """template.yaml as written."""
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def cfn(sam: dict[str, Any]) -> dict[str, Any]:
+    """template.yaml after the SAM transform (in-process, see test_template.sam_transform)."""
+    from test_template import sam_transform  # samtranslator: imported by the template tests only
+
+    return sam_transform(sam)

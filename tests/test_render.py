@@ -16,8 +16,15 @@ import pytest
 from conftest import SNAPSHOTS, check_snapshot
 from exportwatch import cli
 from exportwatch.localstack import LocalStack, aws_client, receive_notifications, subscribe_queue
-from exportwatch.model import Event, Job, JobState
-from exportwatch.notifier import SNS_MESSAGE_MAX_BYTES, Notification, Notifier, notification_for, warning_for
+from exportwatch.model import JOB_ID_MAX_LEN, Event, Job, JobState
+from exportwatch.notifier import (
+    SNS_MESSAGE_MAX_BYTES,
+    Notification,
+    NotificationTooLarge,
+    Notifier,
+    notification_for,
+    warning_for,
+)
 from exportwatch.render import (
     NotOurs,
     Rendered,
@@ -219,16 +226,34 @@ def test_published_json_reaches_an_sqs_subscriber_unchanged(stack: LocalStack) -
         assert got.attributes == {"event": note.event.value, "job_identifier": note.job_identifier}
 
 
-def test_an_oversized_email_is_cut_never_the_json() -> None:
-    job = SAMPLE_JOBS["failed"]
-    huge = replace(job, outcome_reason="x" * 100_000)
-    note = notification_for(huge)
+def at_the_bounds(job: Job) -> Job:
+    """The job with every field the poller fills from outside well past its bound: ids <= 64 characters,
+    S3 keys <= 1024 bytes, reasons and errors <= 300 characters (here 1000 characters that JSON escapes)."""
+    job_id = "j" * JOB_ID_MAX_LEN
+    key = "p/" * 450 + job_id + ".zip"
+    words = "\u2603" * 1000
+    return replace(job, job_identifier=job_id, s3_uri=f"s3://{'b' * 63}/{key}", outcome_reason=words, last_error=words)
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_bounded_notifications_are_far_below_the_sns_limit(name: str) -> None:
+    if name in SAMPLE_WARNINGS:
+        job, event, at = SAMPLE_WARNINGS[name]
+        note = warning_for(at_the_bounds(job), event, at)
+    else:
+        note = notification_for(at_the_bounds(SAMPLE_JOBS[name]))
     text = note.structured_message(REGION)
-    assert len(text.encode()) <= SNS_MESSAGE_MAX_BYTES
+    assert len(text.encode()) < SNS_MESSAGE_MAX_BYTES // 8
     structure = json.loads(text)
     assert structure["default"] == structure["sqs"] == note.message
-    assert structure["email"].startswith("FAILED: export orzzsbd7hk67xyu")
-    assert structure["email"].endswith("[cut to fit SNS's 256 KB limit; the JSON notification has every field]\n")
+    assert structure["email"] == email_text(note.body, region=REGION)
+
+
+def test_a_notification_over_the_sns_limit_is_refused_whole() -> None:
+    # Only a body built by hand gets here (see above); it raises rather than publishing a cut message.
+    note = notification_for(replace(SAMPLE_JOBS["failed"], outcome_reason="x" * 100_000))
+    with pytest.raises(NotificationTooLarge, match=f"SNS takes at most {SNS_MESSAGE_MAX_BYTES}"):
+        note.structured_message(REGION)
 
 
 # ------------------------------------------------------------------------------------- foreign messages

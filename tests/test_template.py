@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cfnlint.api import lint
 from samtranslator.translator.transform import transform
 
@@ -85,16 +84,6 @@ def check(template: dict[str, Any]) -> list[str]:
     except Exception as exc:  # samtranslator raises InvalidDocumentException & co.
         return [f"sam transform: {exc}"]
     return lint_errors(cfn)
-
-
-@pytest.fixture(scope="module")
-def sam() -> dict[str, Any]:
-    return load_template(TEMPLATE)
-
-
-@pytest.fixture(scope="module")
-def cfn(sam: dict[str, Any]) -> dict[str, Any]:
-    return sam_transform(sam)
 
 
 def resources_of_type(cfn: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:

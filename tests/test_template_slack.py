@@ -8,25 +8,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
-from exportwatch.localstack import LocalStack, aws_client, load_template, receive_notifications, subscribe_queue
+from exportwatch.localstack import LocalStack, aws_client, receive_notifications, subscribe_queue
 from exportwatch.model import Event
 from exportwatch.notifier import Notifier, notification_for
 from exportwatch.samples import SAMPLE_JOBS
 from exportwatch.slack import CONNECT_TIMEOUT, MAX_RETRY_AFTER_WAIT, READ_TIMEOUT
-from test_template import TEMPLATE, as_list, policy_statements, referenced_ids, resources_of_type, sam_transform
-
-
-@pytest.fixture(scope="module")
-def sam() -> dict[str, Any]:
-    return load_template(TEMPLATE)
-
-
-@pytest.fixture(scope="module")
-def cfn(sam: dict[str, Any]) -> dict[str, Any]:
-    return sam_transform(sam)
-
+from test_template import as_list, policy_statements, referenced_ids, resources_of_type
 
 ALL_EVENTS = {e.value for e in Event}
 SLACK_RESOURCES = {

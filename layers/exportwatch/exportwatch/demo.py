@@ -7,10 +7,12 @@ Jobs are tracked and polled through the real CLI commands until every one has se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,21 @@ DEMO_JOBS = [
 ]
 
 
+@contextlib.contextmanager
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    """`env` set in os.environ for the block, and every variable as it was (or unset) again after it."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -88,9 +105,7 @@ def run_demo(template: str | None = None) -> int:
         stack = create_resources(moto.endpoint_url, token, template=template_path)
         queue_url = subscribe_queue(moto.endpoint_url, stack.topic_arn)
         env = stack.env(INTERCOM_API_URL=intercom.base_url, POLL_INTERVAL_MINUTES="5")
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with _environ(env):
             _say(f"AWS (moto):        {moto.endpoint_url}  (resources from {template_path.name})")
             _say(f"  table {stack.table_name}, bucket {stack.bucket}")
             _say(f"  topic {stack.topic_arn}")
@@ -171,12 +186,6 @@ def run_demo(template: str | None = None) -> int:
             # Notifications for people: the email text and the Slack message (see _show_people_notifications).
             ok &= _show_people_notifications(moto.endpoint_url, stack.topic_arn, received, template_path)
             return 0 if ok else 1
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -233,15 +242,13 @@ def _show_people_notifications(endpoint_url: str, topic_arn: str, received: list
 
     secret_name = "exportwatch/slack-webhook-demo-" + secrets.token_hex(3)
     env = {"SLACK_WEBHOOK_SECRET": secret_name, "POWERTOOLS_LOG_LEVEL": "WARNING"}
-    saved = {k: os.environ.get(k) for k in env}
     ok = True
     with SlackReceiver() as slack:
         url = slack.new_webhook()
         aws_client("secretsmanager", endpoint_url).create_secret(
             Name=secret_name, SecretString=json.dumps({"url": url})
         )
-        os.environ.update(env)
-        try:
+        with _environ(env):
             app = _load_slack_handler(template_path)
             _heading("email and Slack, one outcome each (Slack: real handler -> local Slack receiver)")
             _say(f"Slack receiver: {slack.base_url} (webhook URL kept in Secrets Manager as {secret_name})")
@@ -294,12 +301,6 @@ def _show_people_notifications(endpoint_url: str, topic_arn: str, received: list
             _say("the SNS event is kept whole in the record (requestPayload), ready to redrive" if kept_ok else "BAD")
             leaked = any(url in json.dumps(r.payload or {}) for r in slack.posts) or (kept and url in kept[0]["Body"])
             ok &= kept_ok and not outcome.succeeded and not leaked
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
     _say("every outcome has an email text and reached Slack" if ok else "some Slack post is missing")
     return ok
 

@@ -34,7 +34,6 @@ import signal
 import socket
 import string
 import struct
-import sys
 import threading
 import time
 import uuid
@@ -43,10 +42,10 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Final, cast
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from exportwatch.loopback import LoopbackHandler, LoopbackServer
 
 __all__ = [
     "CSV_COLUMNS",
@@ -617,8 +616,13 @@ def _build_job(scenario: str, job_identifier: str, options: Mapping[str, object]
 # --------------------------------------------------------------------------------------------------------
 
 
-class IntercomEmulator:
+class IntercomEmulator(LoopbackServer):
     """Intercom's four data export endpoints plus a scripting API, served on 127.0.0.1."""
+
+    label = "intercom emulator"
+    noun = "the emulator"
+    log = _LOG
+    request_queue_size = 128  # benchmarks open many pooled connections at once
 
     def __init__(
         self,
@@ -628,9 +632,8 @@ class IntercomEmulator:
         clock: Callable[[], float] = time.time,
         status_delay: float = 0.0,
     ) -> None:
+        super().__init__(host, port, _Handler)
         self.token = token
-        self.host = host
-        self.port = port
         self.clock = clock
         self.status_delay = status_delay
         self._lock = threading.Lock()
@@ -644,51 +647,6 @@ class IntercomEmulator:
         self._rl_enforced = False
         self._rl_start = -1.0
         self._rl_count = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-
-    # ---- lifecycle ------------------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> IntercomEmulator:
-        if self._server is not None:
-            raise RuntimeError("the emulator is already started")
-        self._stopping.clear()
-        server = _Server((self.host, self.port), self)
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="intercom-emulator", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()  # wakes slow status calls
-        server.shutdown()
-        server.close_connections()  # idle keep-alive connections would otherwise hold handler threads
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> IntercomEmulator:
-        return self.start() if self._server is None else self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # ---- scripting ------------------------------------------------------------------------------------
 
@@ -1054,37 +1012,6 @@ def _job_id_of(path: str) -> str | None:
 # --------------------------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # benchmarks open many pooled connections at once
-
-    def __init__(self, address: tuple[str, int], emulator: IntercomEmulator) -> None:
-        self.emulator = emulator
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def track(self, connection: socket.socket, alive: bool) -> None:
-        with self._connections_lock:
-            if alive:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # Clients hanging up mid-body (and stop() shutting sockets) are normal here, not worth a traceback.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        _LOG.exception("intercom emulator: handler failed for %s", client_address)
-
-
 class _Pacer:
     """Writes a download body at `rate` bytes/s after `after` bytes at full speed (a slow or stalling link)."""
 
@@ -1116,31 +1043,8 @@ class _Pacer:
         return True
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as pooled requests.Session clients expect
-
-    def version_string(self) -> str:
-        return "IntercomEmulator/1.0"  # the base class appends the Python version
-
-    @property
-    def emulator(self) -> IntercomEmulator:
-        return cast(_Server, self.server).emulator
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; with Nagle on, the body waits for the client's
-        # delayed ACK (~40 ms per request), which would dominate every benchmark.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        cast(_Server, self.server).track(self.connection, alive=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            cast(_Server, self.server).track(self.connection, alive=False)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: one stderr line per request would drown test and benchmark output."""
+class _Handler(LoopbackHandler[IntercomEmulator]):
+    server_version = "IntercomEmulator/1.0"
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -1162,7 +1066,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         parts = urlsplit(self.path)
-        emulator = self.emulator
+        emulator = self.owner
         try:
             if parts.path.startswith("/_emulator/"):
                 reply = emulator._control(method, parts.path, parts.query, body)
@@ -1233,7 +1137,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(reply.body)
             return
         limit = size if reply.fault is None else size // 2
-        pacer = _Pacer(reply.rate, reply.rate_after, self.emulator._stopping) if reply.rate else None
+        pacer = _Pacer(reply.rate, reply.rate_after, self.owner._stopping) if reply.rate else None
         sent = 0
         for chunk in reply.stream.chunks():
             piece = chunk[: limit - sent] if sent + len(chunk) > limit else chunk

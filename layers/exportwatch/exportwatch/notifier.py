@@ -21,11 +21,15 @@ SCHEMA_VERSION = 1
 SUBJECT_MAX = 100  # SNS: ASCII, no line breaks, at most 100 characters
 SNS_MESSAGE_MAX_BYTES = 262_144  # one publish: the Message (all protocols' texts) and its attributes
 _ATTRIBUTES_RESERVE = 1024  # room kept for the message attributes (event, job_identifier)
-_EMAIL_CUT_NOTE = "\n[cut to fit SNS's 256 KB limit; the JSON notification has every field]\n"
 
 
 class NotificationTooLarge(ValueError):
-    """Even with the email text cut short, the message would exceed SNS's 256 KB limit."""
+    """The message would exceed SNS's 256 KB limit.
+
+    Not reachable from the poller: every field it writes is bounded (job ids <= 64 characters, S3 keys <= 1024
+    bytes, reasons and errors cut to a few hundred characters), so a notification is a few KB. Only a body
+    built by hand can be this large, and then it is refused whole rather than published cut.
+    """
 
 
 _SUBJECTS = {
@@ -69,23 +73,12 @@ class Notification:
     def structured_message(self, region: str | None) -> str:
         """The Message for Publish(MessageStructure="json"): one text per protocol, `default` required."""
         message = self.message
-        email = self.email(region)
-        structure = {"default": message, "sqs": message, "email": email}
-        text = json.dumps(structure)
-        excess = len(text.encode()) - (SNS_MESSAGE_MAX_BYTES - _ATTRIBUTES_RESERVE)
-        if excess > 0:
-            # The JSON contract is never cut; only the email's text is, and it says so.
-            room = len(json.dumps(email).encode()) - excess - len(json.dumps(_EMAIL_CUT_NOTE).encode()) - 64
-            if room <= 0:
-                raise NotificationTooLarge(
-                    f"notification for {self.job_identifier} is {len(text.encode())} bytes; SNS takes at most "
-                    f"{SNS_MESSAGE_MAX_BYTES}"
-                )
-            cut = email
-            while len(json.dumps(cut).encode()) > room:
-                cut = cut[: max(0, len(cut) - max(1, (len(json.dumps(cut).encode()) - room) // 6))]
-            structure["email"] = cut + _EMAIL_CUT_NOTE
-            text = json.dumps(structure)
+        text = json.dumps({"default": message, "sqs": message, "email": self.email(region)})
+        size = len(text.encode())
+        if size > SNS_MESSAGE_MAX_BYTES - _ATTRIBUTES_RESERVE:
+            raise NotificationTooLarge(
+                f"notification for {self.job_identifier} is {size} bytes; SNS takes at most {SNS_MESSAGE_MAX_BYTES}"
+            )
         return text
 
     @property

@@ -26,18 +26,16 @@ import json
 import logging
 import secrets
 import signal
-import socket
 import string
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
+
+from exportwatch.loopback import LoopbackHandler, LoopbackServer
 
 __all__ = [
     "CHANNEL_NOT_FOUND",
@@ -193,62 +191,20 @@ def validate_payload(payload: object) -> tuple[str, str] | None:
 # --------------------------------------------------------------------------------------------- the receiver
 
 
-class SlackReceiver:
+class SlackReceiver(LoopbackServer):
     """Slack-compatible incoming webhooks on 127.0.0.1 (a free port unless one is given)."""
 
+    label = "slack receiver"
+    noun = "the Slack receiver"
+    log = _LOG
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, clock: Any = time.time) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port, _Handler)
         self.clock = clock
         self._lock = threading.Lock()
         self._hooks: dict[str, _Webhook] = {}
         self._posts: list[ReceivedPost] = []
         self._arrived = threading.Condition(self._lock)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-
-    # ---- lifecycle ------------------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the Slack receiver is not started")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> SlackReceiver:
-        if self._server is not None:
-            raise RuntimeError("the Slack receiver is already started")
-        self._stopping.clear()
-        server = _Server((self.host, self.port), self)
-        self.port = int(server.server_address[1])
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-receiver", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()  # wakes slow answers
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> SlackReceiver:
-        return self.start() if self._server is None else self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # ---- scripting ------------------------------------------------------------------------------------
 
@@ -345,54 +301,8 @@ def _parse(content_type: str, body: bytes) -> Any:
         return _INVALID
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], receiver: SlackReceiver) -> None:
-        self.receiver = receiver
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def track(self, connection: socket.socket, alive: bool) -> None:
-        with self._connections_lock:
-            (self._connections.add if alive else self._connections.discard)(connection)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        if isinstance(sys.exc_info()[1], OSError):  # a client that gave up on a slow answer
-            return
-        _LOG.exception("slack receiver: handler failed for %s", client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def version_string(self) -> str:
-        return "SlackReceiver/1.0"
-
-    @property
-    def receiver(self) -> SlackReceiver:
-        return cast(_Server, self.server).receiver
-
-    def setup(self) -> None:
-        super().setup()
-        cast(_Server, self.server).track(self.connection, alive=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            cast(_Server, self.server).track(self.connection, alive=False)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet (and the path is a webhook secret)."""
+class _Handler(LoopbackHandler[SlackReceiver]):
+    server_version = "SlackReceiver/1.0"
 
     def do_GET(self) -> None:
         self._write(Answer(405, "invalid_method"))
@@ -409,7 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         path = urlsplit(self.path).path
         headers = {k.lower(): v for k, v in self.headers.items()}
-        receiver = self.receiver
+        receiver = self.owner
         try:
             answer, payload = receiver._answer(path, headers, body)
         except Exception:
