@@ -64,6 +64,7 @@ demo: install
 	$(VENV)/bin/exportwatch demo
 
 bench: install
+	$(VPY) -m pip install --quiet -e '.[dev,local,bench]'
 	$(VPY) bench/run.py
 
 $(SAM_VENV)/bin/sam:

@@ -253,3 +253,19 @@ def test_unknown_format_is_kept_as_bin(scratch: Scratch) -> None:
     assert result.copy.key == "x/csv.bin" and result.copy.content_type == "application/octet-stream"
     head = scratch.s3.head_object(Bucket=scratch.bucket, Key="x/csv.bin")
     assert head["ContentType"] == "application/octet-stream" and head["ContentLength"] == len(data)
+
+
+def test_copy_settings_cap_read_ahead_and_respect_the_part_limit() -> None:
+    from exportwatch.archive import MAX_PARTS, CopySettings, MiB
+
+    settings = CopySettings()
+    config = settings.transfer_config()
+    # A download is non-seekable: s3transfer would read 10 parts ahead; one per upload thread keeps memory flat.
+    assert config.max_in_memory_upload_chunks == settings.max_concurrency
+    assert config.multipart_chunksize == settings.part_size == 8 * MiB
+    assert settings.part_size_for(None) == settings.part_size  # unknown size: the default
+    assert settings.part_size_for(1 << 30) == settings.part_size  # 1 GiB: 128 parts
+    huge = 200 * (1 << 30)
+    part = settings.part_size_for(huge)
+    assert part % MiB == 0 and -(-huge // part) <= MAX_PARTS < 10_000  # within S3's 10,000 parts
+    assert settings.transfer_config(huge).multipart_chunksize == part

@@ -17,6 +17,7 @@ from boto3.s3.transfer import TransferConfig
 from exportwatch.model import ArchivedCopy
 
 MiB = 1024 * 1024
+MAX_PARTS = 9_000  # S3 allows 10,000 parts per upload; keep a margin
 
 
 class RawStream(Protocol):
@@ -49,21 +50,33 @@ def sniff(head: bytes) -> Sniffed:
 
 @dataclass(frozen=True)
 class CopySettings:
-    # 16 MiB parts x 4 threads keeps peak memory near 100 MiB on any file size (measured in bench/);
-    # parts of that size also keep a 1 GB export well under S3's 10,000-part limit.
-    part_size: int = 16 * MiB
+    # Measured in bench/ (RESULTS.md): 8 MiB parts x 4 threads, with s3transfer's read-ahead capped at one part
+    # per thread, peak at ~130 MB for a 1 GB export (16 MiB parts with s3transfer's default read-ahead of 10
+    # parts peaked at ~285 MB), at the same throughput within the noise.
+    part_size: int = 8 * MiB
     max_concurrency: int = 4
     read_size: int = 1 * MiB
 
-    def transfer_config(self) -> TransferConfig:
-        return TransferConfig(
-            multipart_threshold=self.part_size,
-            multipart_chunksize=self.part_size,
+    def transfer_config(self, expected_length: int | None = None) -> TransferConfig:
+        part = self.part_size_for(expected_length)
+        config = TransferConfig(
+            multipart_threshold=part,
+            multipart_chunksize=part,
             max_concurrency=self.max_concurrency,
             max_io_queue=4,
             io_chunksize=self.read_size,
             use_threads=True,
         )
+        # A download is a non-seekable stream: s3transfer reads parts ahead into memory, 10 by default whatever
+        # the concurrency. One per upload thread keeps every thread busy and memory flat.
+        config.max_in_memory_upload_chunks = self.max_concurrency
+        return config
+
+    def part_size_for(self, expected_length: int | None) -> int:
+        """The part size, grown for a known, very large export so it stays within S3's 10,000 parts."""
+        if expected_length is None or expected_length <= self.part_size * MAX_PARTS:
+            return self.part_size
+        return -(-expected_length // (MAX_PARTS * MiB)) * MiB  # ceil to whole MiB
 
 
 class HashingReader:
@@ -151,7 +164,7 @@ def copy_to_s3(
         bucket,
         key,
         ExtraArgs={"ContentType": kind.content_type, "Metadata": {"job-identifier": job_id}},
-        Config=settings.transfer_config(),
+        Config=settings.transfer_config(expected_length),
     )
     return CopyResult(
         ArchivedCopy(
