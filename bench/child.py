@@ -16,7 +16,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 RESULT_PREFIX = "BENCH_RESULT "
@@ -67,24 +66,10 @@ def cmd_moto_server(_: argparse.Namespace) -> None:
 
 
 def _copy_settings(part_mib: int, concurrency: int, chunks: int) -> Any:
-    """CopySettings with a part size and concurrency; `chunks` > 0 also caps s3transfer's buffered parts."""
-    from boto3.s3.transfer import TransferConfig
-
+    """CopySettings with a part size and concurrency; `chunks` parts read ahead (0: s3transfer's default 10)."""
     from exportwatch.archive import CopySettings
 
-    @dataclass(frozen=True)
-    class BenchCopySettings(CopySettings):
-        in_memory_chunks: int = 0
-
-        def transfer_config(self) -> TransferConfig:
-            config = super().transfer_config()
-            if self.in_memory_chunks > 0:
-                # s3transfer's TransferConfig attribute (default 10): parts read from a non-seekable stream
-                # and held in memory while waiting for an upload thread.
-                config.max_in_memory_upload_chunks = self.in_memory_chunks
-            return config
-
-    return BenchCopySettings(part_size=part_mib * MiB, max_concurrency=concurrency, in_memory_chunks=chunks)
+    return CopySettings(part_size=part_mib * MiB, max_concurrency=concurrency, read_ahead_parts=chunks or 10)
 
 
 def cmd_copy(args: argparse.Namespace) -> None:

@@ -42,7 +42,7 @@ NEAR_BEST = 0.75  # sweep: settings within this fraction of the best throughput 
 class CopyChoice:
     part_mib: int
     concurrency: int
-    capped: bool  # max_in_memory_upload_chunks = concurrency (the proposed change); else s3transfer's 10
+    capped: bool  # read-ahead = one part per upload thread (exportwatch's default); else s3transfer's 10
 
     @property
     def label(self) -> str:
@@ -173,7 +173,8 @@ class CopyBench:
         self.rig = rig
         self.emulator = EmulatorControl(rig.emulator.url)
         default = CopySettings()
-        self.shipped = CopyChoice(default.part_size // (1024 * 1024), default.max_concurrency, capped=False)
+        capped = default.read_ahead_parts in (None, default.max_concurrency)
+        self.shipped = CopyChoice(default.part_size // (1024 * 1024), default.max_concurrency, capped=capped)
         self._make_stack()
 
     def _make_stack(self) -> None:

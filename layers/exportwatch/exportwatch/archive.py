@@ -56,6 +56,7 @@ class CopySettings:
     part_size: int = 8 * MiB
     max_concurrency: int = 4
     read_size: int = 1 * MiB
+    read_ahead_parts: int | None = None  # parts buffered from the stream; None: one per upload thread
 
     def transfer_config(self, expected_length: int | None = None) -> TransferConfig:
         part = self.part_size_for(expected_length)
@@ -69,7 +70,7 @@ class CopySettings:
         )
         # A download is a non-seekable stream: s3transfer reads parts ahead into memory, 10 by default whatever
         # the concurrency. One per upload thread keeps every thread busy and memory flat.
-        config.max_in_memory_upload_chunks = self.max_concurrency
+        config.max_in_memory_upload_chunks = self.read_ahead_parts or self.max_concurrency
         return config
 
     def part_size_for(self, expected_length: int | None) -> int:
