@@ -52,7 +52,7 @@ from exportwatch.intercom import (
     Unauthorized,
 )
 from exportwatch.model import Event, IntercomStatus, Job, JobState, from_epoch, iso, parse_iso
-from exportwatch.notifier import Notifier, notification_for, warning_for
+from exportwatch.notifier import Notification, Notifier, notification_for, warning_for
 from exportwatch.observability import job_context
 from exportwatch.store import JobStore, LeaseLost
 
@@ -348,14 +348,12 @@ class _Cycle:
 
     def _notify(self, job: Job, result: JobResult) -> None:
         note = notification_for(job)
-        try:
-            self.p.notifier.publish(note)
-        except Exception as exc:
+        error = self._publish(job, note)
+        if error is not None:
             # Not lost: the job stays due in its final state and the publish is retried next cycle.
-            job.last_error = f"publish {note.event.value}: {_describe(exc)}"
-            log.warning("job %s: %s; will retry next cycle", job.job_identifier, job.last_error)
+            job.last_error = error
             self._schedule(job, self.s.poll_interval_seconds)
-            result.action, result.detail = "retry", job.last_error
+            result.action, result.detail = "retry", error
             return
         now = self.p.clock()
         job.notified_at = iso(from_epoch(now))
@@ -364,6 +362,16 @@ class _Cycle:
         result.event = note.event.value
         if result.action == "checked":
             result.action = "notified"
+
+    def _publish(self, job: Job, note: Notification) -> str | None:
+        """Publish; on failure log it and return the one-line error (the caller keeps the job due)."""
+        try:
+            self.p.notifier.publish(note)
+        except Exception as exc:
+            error = f"publish {note.event.value}: {_describe(exc)}"
+            log.warning("job %s: %s; will retry next cycle", job.job_identifier, error)
+            return error
+        return None
 
     # -- early warnings and gauges -------------------------------------------------------------------------
 
@@ -390,16 +398,13 @@ class _Cycle:
         # Checkpoint what this cycle learnt before telling anyone: if our lease was taken over, LeaseLost stops
         # us here, and the worker that holds the job now decides about the warning (no duplicate).
         self.p.store.save(job, self.owner, release=False)
-        try:
-            self.p.notifier.publish(note)
-        except Exception as exc:
+        error = self._publish(job, note)
+        if error is not None:
             # Not lost: the warning is still due next cycle, and the job is checked again by then.
-            text = f"publish {event.value}: {_describe(exc)}"
-            log.warning("job %s: %s; will retry next cycle", job.job_identifier, text)
             retry_at = int(now + self.s.poll_interval_seconds)
             job.next_check_at = min(job.next_check_at or retry_at, retry_at)
-            job.last_error = job.last_error or text
-            result.detail = f"{result.detail}; {text}" if result.detail else text
+            job.last_error = job.last_error or error
+            result.detail = f"{result.detail}; {error}" if result.detail else error
             return
         stamp = iso(from_epoch(now))
         if event is Event.EXPIRING:
