@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from exportwatch.config import ConfigError
+from exportwatch.events import sns_event_problem
 from exportwatch.slack import (
     WEBHOOK_SECRET_VAR,
     SlackError,
@@ -42,21 +43,9 @@ def _get_webhook() -> SlackWebhook:
     return _webhook
 
 
-def _not_sns(event: Any) -> str | None:
-    """Why `event` is not an SNS event (one line), or None. SNS always sends Records[].Sns.Message."""
-    records = event.get("Records") if isinstance(event, dict) else None
-    if not isinstance(records, list) or not records:
-        return f"not an SNS event: no Records (got a {type(event).__name__})"
-    for record in records:
-        sns = record.get("Sns") if isinstance(record, dict) else None
-        if not isinstance(sns, dict) or not isinstance(sns.get("Message"), str):
-            return "not an SNS event: a record has no Sns.Message string"
-    return None
-
-
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    if (why := _not_sns(event)) is not None:
+    if (why := sns_event_problem(event)) is not None:
         # Rejected, not raised: a hand-made event is not a notification, and raising would only retry it twice
         # and fill the dead-letter queue (and its alarm) with it. One line says why.
         logger.error("rejected invocation event", extra={"reason": why})

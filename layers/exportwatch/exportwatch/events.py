@@ -1,4 +1,4 @@
-"""Parsing what invokes the poller: EventBridge Scheduler, an EventBridge rule, or an operator's event."""
+"""Parsing what invokes the functions: the poller's schedule or operator events, the Slack notifier's SNS events."""
 
 from __future__ import annotations
 
@@ -26,3 +26,15 @@ class PollRequest:
         if not isinstance(all_jobs, bool):
             raise InvalidEvent(f'"all" must be true or false, got {type(all_jobs).__name__}')
         return cls(all_jobs=all_jobs)
+
+
+def sns_event_problem(event: Any) -> str | None:
+    """Why `event` is not an SNS event (one line), or None. SNS always sends Records[].Sns.Message."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records:
+        return f"not an SNS event: no Records (got a {type(event).__name__})"
+    for record in records:
+        sns = record.get("Sns") if isinstance(record, dict) else None
+        if not isinstance(sns, dict) or not isinstance(sns.get("Message"), str):
+            return "not an SNS event: a record has no Sns.Message string"
+    return None
