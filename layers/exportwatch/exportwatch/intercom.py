@@ -265,20 +265,22 @@ class IntercomClient:
 
     # -- requests -----------------------------------------------------------------------------------------
 
-    def _headers(self, url: str, accept: str) -> dict[str, str]:
+    def _headers(self, accept: str, own_origin: bool) -> dict[str, str]:
         headers = {"Accept": accept, "User-Agent": USER_AGENT}
-        if origin(url) == self._origin:
+        if own_origin:  # the token and Intercom's headers go to Intercom's own origin and nowhere else
             headers["Authorization"] = f"Bearer {self._token()}"
             headers["Intercom-Version"] = self._version
         return headers
 
     def _send(self, method: str, url: str, *, accept: str = "application/json", **kw: Any) -> requests.Response:
-        self.gate.before_call(self._max_rate_wait)
+        own_origin = origin(url) == self._origin
+        if own_origin:  # Intercom's rate window counts only calls to Intercom (not a redirect's other host)
+            self.gate.before_call(self._max_rate_wait)
         try:
             resp = self.session.request(
                 method,
                 url,
-                headers=self._headers(url, accept),
+                headers=self._headers(accept, own_origin),
                 timeout=self._timeout,
                 allow_redirects=False,
                 stream=True,  # JSON is then read with a size cap, downloads without buffering
@@ -288,7 +290,7 @@ class IntercomClient:
             if _timed_out(exc):
                 raise TransientError(f"{method} {urlsplit(url).path}: Intercom did not answer in time") from None
             raise TransientError(f"{method} {urlsplit(url).path}: {type(exc).__name__}") from None
-        if origin(url) == self._origin:
+        if own_origin:
             self.gate.observe(resp.headers)
         return resp
 
@@ -314,7 +316,7 @@ class IntercomClient:
                 return _clean(f"{code}: {message}" if message else str(code))
         return f"HTTP {resp.status_code}"
 
-    def _raise_for_common(self, resp: requests.Response, payload: object | None) -> None:
+    def _raise_for_common(self, resp: requests.Response) -> None:
         code = resp.status_code
         if code == 401:
             raise Unauthorized("Intercom rejected the access token (401): check the INTERCOM_TOKEN_SECRET value")
@@ -365,7 +367,7 @@ class IntercomClient:
             )
         if code != 200:
             resp.close()
-            self._raise_for_common(resp, None)
+            self._raise_for_common(resp)
             raise TransientError(f"unexpected HTTP {code} from the status call")
         return parse_job(self._read_json(resp), job_id)
 
@@ -383,11 +385,11 @@ class IntercomClient:
                     "Intercom allows one active export job per workspace and one is still running: "
                     "wait for it to finish (exportwatch list) or cancel it"
                 )
-            self._raise_for_common(resp, payload)
+            self._raise_for_common(resp)
         if resp.status_code == 400:
             raise BadRequest(f"Intercom refused the request: {self._error_text(resp, payload)}")
         if resp.status_code != 200:
-            self._raise_for_common(resp, payload)
+            self._raise_for_common(resp)
             raise IntercomError(f"create answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
         return parse_job(payload)
 
@@ -397,7 +399,7 @@ class IntercomClient:
         if resp.status_code == 404:
             return StatusReport(job_id, "not_found", Outcome.NOT_FOUND, http_status=404)
         if resp.status_code != 200:
-            self._raise_for_common(resp, payload)
+            self._raise_for_common(resp)
             raise IntercomError(f"cancel answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
         return parse_job(payload, job_id)
 
@@ -428,7 +430,7 @@ class IntercomClient:
             if resp.status_code in (404, 410):
                 raise DownloadGone(f"the download answered HTTP {resp.status_code}: the file is gone")
             if resp.status_code != 200:
-                self._raise_for_common(resp, None)
+                self._raise_for_common(resp)
                 raise TransientError(f"the download answered HTTP {resp.status_code}")
             yield resp
         finally:
