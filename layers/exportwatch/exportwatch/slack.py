@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import requests
 
 from exportwatch.config import ConfigError
+from exportwatch.events import sns_event_problem
 from exportwatch.redaction import install_log_redaction, uninstall_log_redaction
 from exportwatch.render import NotOurs, parse_contract, slack_payload_for_message
 
@@ -299,19 +300,6 @@ class PostedMessage:
         return {"message_id": self.message_id, "kind": self.kind, "event": self.event, "job": self.job_identifier}
 
 
-def _records(event: Any) -> list[dict[str, Any]]:
-    records = event.get("Records") if isinstance(event, Mapping) else None
-    if not isinstance(records, list) or not records:
-        raise ValueError("not an SNS event: no Records")
-    out = []
-    for record in records:
-        sns = record.get("Sns") if isinstance(record, Mapping) else None
-        if not isinstance(sns, Mapping) or not isinstance(sns.get("Message"), str):
-            raise ValueError("not an SNS event: a record has no Sns.Message")
-        out.append(dict(sns))
-    return out
-
-
 def handle_sns_event(
     event: Any, webhook: SlackWebhook, *, time_left: Callable[[], float] | None = None
 ) -> list[PostedMessage]:
@@ -322,7 +310,8 @@ def handle_sns_event(
     """
     from aws_lambda_powertools.utilities.data_classes import SNSEvent
 
-    _records(event)  # a clear error for an event that is not SNS at all
+    if (why := sns_event_problem(event)) is not None:  # a clear error for an event that is not SNS at all
+        raise ValueError(why)
     posted = []
     for record in SNSEvent(event).records:
         sns = record.sns
