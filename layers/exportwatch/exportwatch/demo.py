@@ -134,8 +134,6 @@ def run_demo(template: str | None = None) -> int:
             _say(f"  (exit code {code})")
 
             _heading("polling until every job has settled")
-            sqs = aws_client("sqs", moto.endpoint_url)
-            del sqs
             for round_no in range(1, POLL_ROUNDS + 1):
                 _say(f"$ exportwatch poll --all    # round {round_no}")
                 cli.main(["poll", "--all"])
