@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import re
 import sys
@@ -10,9 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from cfnlint.api import lint
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from samtranslator.translator.transform import transform
 
+from exportwatch.archive import ZIP, object_key
+from exportwatch.config import ConfigError, Settings
 from exportwatch.localstack import load_template
+from exportwatch.store import DUE_INDEX
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -45,6 +51,8 @@ SCOPED_TARGETS = {
     "sqs": {"SlackNotifierDeadLetterQueue"},
     "lambda": {"PollerFunction"},  # the scheduler's role may invoke the poller, nothing else
 }
+# Parameters that may narrow a resource of the stack (never stand for one on their own).
+NARROWING_PARAMETERS = {"ExportPrefix"}
 # Metrics go out as EMF in the logs, so no statement needs a "*" resource.
 STAR_ALLOWED_ACTIONS: set[str] = set()
 SAM_DEFAULT_MANAGED_POLICIES = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
@@ -151,9 +159,11 @@ def test_source_template_lints_clean() -> None:
 
 def test_pipeline_catches_a_ref_typo(tmp_path: Path) -> None:
     text = TEMPLATE.read_text(encoding="utf-8")
-    assert "TableName: !Ref JobsTable" in text
+    assert "Resource: !GetAtt JobsTable.Arn" in text
     broken = tmp_path / "template.yaml"
-    broken.write_text(text.replace("TableName: !Ref JobsTable", "TableName: !Ref JobTable"), encoding="utf-8")
+    broken.write_text(
+        text.replace("Resource: !GetAtt JobsTable.Arn", "Resource: !GetAtt JobTable.Arn"), encoding="utf-8"
+    )
     problems = check(load_template(broken))
     assert problems, "a Ref to a missing resource must fail the transform+lint pipeline"
     assert any("JobTable" in p for p in problems), problems
@@ -205,7 +215,7 @@ def test_every_policy_statement_is_scoped_to_this_stack(cfn: dict[str, Any]) -> 
                 assert set(actions) <= STAR_ALLOWED_ACTIONS, f"{role_id}: '*' resource for {actions}"
                 continue
             assert isinstance(resource, dict), f"{role_id}: literal resource {resource!r}"
-            refs = referenced_ids(resource)
+            refs = referenced_ids(resource) - NARROWING_PARAMETERS
             allowed = set().union(*(SCOPED_TARGETS.get(s, set()) for s in services))
             assert refs and refs <= allowed, f"{role_id}: {actions} on {resource} refers to {refs}"
 
@@ -222,9 +232,8 @@ def test_policy_statements_cover_what_the_poller_needs(cfn: dict[str, Any]) -> N
         "dynamodb:Query": {"JobsTable"},
         "dynamodb:UpdateItem": {"JobsTable"},
         "dynamodb:PutItem": {"JobsTable"},
-        "s3:PutObject": {"ExportBucket"},
-        "s3:AbortMultipartUpload": {"ExportBucket"},
-        "s3:ListMultipartUploadParts": {"ExportBucket"},
+        "s3:PutObject": {"ExportBucket", "ExportPrefix"},
+        "s3:AbortMultipartUpload": {"ExportBucket", "ExportPrefix"},
         "sns:Publish": {"NotifyTopic"},
         "secretsmanager:GetSecretValue": {"IntercomTokenSecret"},
     }
@@ -237,13 +246,8 @@ def test_policy_statements_cover_what_the_poller_needs(cfn: dict[str, Any]) -> N
 def test_sam_uses_policy_templates_and_only_default_managed_policy(sam: dict[str, Any], cfn: dict[str, Any]) -> None:
     policies = sam["Resources"]["PollerFunction"]["Properties"]["Policies"]
     templates = {next(iter(p)) for p in policies}
-    assert templates == {
-        "DynamoDBCrudPolicy",
-        "S3WritePolicy",
-        "Statement",
-        "SNSPublishMessagePolicy",
-        "AWSSecretsManagerGetSecretValuePolicy",
-    }
+    # No DynamoDBCrudPolicy or S3WritePolicy: they grant more than the poller calls (test_poller_role_* below).
+    assert templates == {"Statement", "SNSPublishMessagePolicy", "AWSSecretsManagerGetSecretValuePolicy"}
     for role in resources_of_type(cfn, "AWS::IAM::Role").values():
         assert set(role["Properties"].get("ManagedPolicyArns", [])) <= SAM_DEFAULT_MANAGED_POLICIES
 
@@ -565,3 +569,386 @@ def test_every_checkov_skip_has_a_written_reason(sam: dict[str, Any]) -> None:
     assert len(ids) == len(set(ids))  # one reason per check per resource
     # Fixed rather than skipped: the notification topic's encryption (CKV_AWS_26).
     assert ("NotifyTopic", "CKV_AWS_26") not in ids
+
+
+# ------------------------------------------------------------------------------------- least privilege
+# Nothing running as the poller can expire, expose or delete the archive, forge a notification's sender, or
+# read the token it does not need; the parameters these rest on are checked against the app's own rules.
+
+ACCOUNT = "123456789012"
+BUCKET = "exportwatch-exports-abc"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:exportwatch-NotifyTopic-AbC"
+SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:IntercomTokenSecret-AbCdEf"
+POLLER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/exportwatch-PollerFunctionRole-AbC123"
+# Other principals of the account: an administrator, the account root, a role whose name starts like the poller's.
+OTHERS = (
+    f"arn:aws:iam::{ACCOUNT}:role/Admin",
+    f"arn:aws:iam::{ACCOUNT}:root",
+    f"arn:aws:iam::{ACCOUNT}:user/alice",
+    f"{POLLER_ROLE}-copy",
+)
+# What a stack resolves names to (a stand-in for CloudFormation); parameters are added per test.
+STACK_NAMES: dict[str, Any] = {
+    "AWS::Partition": "aws",
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+    "ExportBucket": BUCKET,
+    "ExportBucket.Arn": f"arn:aws:s3:::{BUCKET}",
+    "JobsTable": "exportwatch-JobsTable-AbC",
+    "JobsTable.Arn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/exportwatch-JobsTable-AbC",
+    "NotifyTopic": TOPIC_ARN,
+    "NotifyTopic.TopicName": TOPIC_ARN.rsplit(":", 1)[1],
+    "IntercomTokenSecret": SECRET_ARN,
+    "PollerFunctionRole.Arn": POLLER_ROLE,
+    "SlackNotifierFunctionRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/exportwatch-SlackNotifierFunctionRole-X",
+}
+# A valid environment for Settings.from_env: the app's rules are the other side of each parameter's constraint.
+APP_ENV = {
+    "JOBS_TABLE": "exportwatch-jobs",
+    "EXPORT_BUCKET": BUCKET,
+    "NOTIFY_TOPIC_ARN": TOPIC_ARN,
+    "INTERCOM_TOKEN_SECRET": SECRET_ARN,
+}
+# Actions that could expire, expose or delete exports or the job records (concrete names and families).
+FORBIDDEN_ACTIONS = (
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketAcl",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutReplicationConfiguration",
+    "s3:PutObjectAcl",
+    "s3:PutObjectVersionAcl",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "dynamodb:DeleteItem",
+    "dynamodb:Scan",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable",
+    "dynamodb:UpdateTimeToLive",
+)
+FORBIDDEN_FAMILIES = (
+    "s3:Delete*",
+    "s3:PutBucket*",
+    "s3:*Configuration",
+    "s3:*Acl",
+    "dynamodb:Delete*",
+    "dynamodb:Batch*",
+)
+
+
+def resolve(value: Any, names: dict[str, Any], conditions: dict[str, Any] | None = None) -> Any:
+    """Evaluate a template value's intrinsics the way CloudFormation would for a stack whose Ref/GetAtt/Sub names
+    resolve through `names`; Fn::If evaluates the template's `conditions`. An unknown name raises KeyError."""
+    conditions = conditions or {}
+
+    def ev(v: Any) -> Any:
+        if isinstance(v, list):
+            return [ev(item) for item in v]
+        if not isinstance(v, dict):
+            return v
+        if len(v) != 1 or not (next(iter(v)) in ("Ref", "Condition") or next(iter(v)).startswith("Fn::")):
+            return {k: ev(item) for k, item in v.items()}
+        ((key, arg),) = v.items()
+        match key:
+            case "Ref":
+                return names[arg]
+            case "Fn::GetAtt":
+                return names[".".join(arg) if isinstance(arg, list) else arg]
+            case "Fn::Sub":
+                text, variables = (arg[0], ev(arg[1])) if isinstance(arg, list) else (arg, {})
+                return re.sub(
+                    r"\$\{([^}!]+)\}", lambda m: str(variables[m[1]] if m[1] in variables else names[m[1]]), text
+                )
+            case "Fn::Join":
+                return arg[0].join(str(item) for item in _flat(ev(arg[1])))
+            case "Fn::Split":
+                return str(ev(arg[1])).split(arg[0])
+            case "Fn::If":
+                return ev(arg[1] if ev(conditions[arg[0]]) else arg[2])
+            case "Condition":
+                return ev(conditions[arg])
+            case "Fn::Equals":
+                return ev(arg[0]) == ev(arg[1])
+            case "Fn::Not":
+                return not ev(arg[0])
+            case "Fn::Or":
+                return any(ev(a) for a in arg)
+            case "Fn::And":
+                return all(ev(a) for a in arg)
+        raise NotImplementedError(key)
+
+    return ev(value)
+
+
+def _flat(value: Any) -> list[Any]:
+    return [x for item in as_list(value) for x in _flat(item)] if isinstance(value, list) else [value]
+
+
+def _matches(value: str, patterns: Any) -> bool:
+    """IAM's wildcard match (* and ?), case-insensitive as action names are."""
+    return any(fnmatch.fnmatchcase(value.lower(), str(p).lower()) for p in as_list(patterns))
+
+
+def resource_policy_decision(statements: list[dict[str, Any]], principal: str | None, action: str) -> str:
+    """'deny', 'allow' or 'none' for `principal` (None: an AWS service, which has no aws:PrincipalArn) calling
+    `action`, from resolved resource-policy statements alone. Knows Principal "*" / {"AWS": arn} and the
+    negated ARN operators on aws:PrincipalArn; any other condition fails the test rather than being guessed."""
+    decisions = set()
+    for statement in statements:
+        if not _matches(action, statement["Action"]):
+            continue
+        who = statement["Principal"]
+        if who != "*" and who != {"AWS": "*"} and principal not in as_list(who.get("AWS", [])):
+            continue
+        applies = True
+        for operator, tests in statement.get("Condition", {}).items():
+            ((key, values),) = tests.items()
+            assert key.lower() == "aws:principalarn" and operator in ("ArnNotEquals", "ArnNotLike"), (operator, key)
+            # A negated operator is true when the key is absent, or matches none of the values.
+            matches_one = principal is not None and (
+                principal in as_list(values) if operator == "ArnNotEquals" else _matches(principal, values)
+            )
+            applies = applies and not matches_one
+        if applies:
+            decisions.add(statement["Effect"].lower())
+    return "deny" if "deny" in decisions else "allow" if "allow" in decisions else "none"
+
+
+def role_grants(cfn: dict[str, Any], role_id: str) -> list[tuple[str, Any]]:
+    """(action, resource) for every Allow of one role's inline policies."""
+    grants = []
+    for rid, statement in policy_statements(cfn):
+        if rid == role_id and statement["Effect"] == "Allow":
+            grants += [(a, r) for a in as_list(statement["Action"]) for r in as_list(statement["Resource"])]
+    return grants
+
+
+def app_settings(**env: str) -> Settings | None:
+    """Settings the app builds with these variables set, or None if it refuses them."""
+    try:
+        return Settings.from_env(APP_ENV | env)
+    except ConfigError:
+        return None
+
+
+def test_poller_role_grants_exactly_what_the_poller_calls(cfn: dict[str, Any]) -> None:
+    """store.py (Query on due-index, PutItem, UpdateItem), archive.py (PutObject, multipart upload: its parts are
+    s3:PutObject, the abort on a broken stream s3:AbortMultipartUpload), notifier.py (Publish), wiring.py
+    (GetSecretValue), and the SNS key for the encrypted topic. Nothing else, no wildcard action."""
+    actions = {action for action, _ in role_grants(cfn, "PollerFunctionRole")}
+    assert actions == {
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "sns:Publish",
+        "secretsmanager:GetSecretValue",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    }
+
+
+def test_poller_role_has_no_bucket_configuration_acl_or_delete_action(cfn: dict[str, Any]) -> None:
+    """The issue's example: S3WritePolicy's s3:PutLifecycleConfiguration let code running as the poller add an
+    expiry rule deleting every export. Checked both ways, so a granted wildcard (s3:Put*) is caught too."""
+    granted = {action for action, _ in role_grants(cfn, "PollerFunctionRole")}
+    for action in granted:
+        assert not _matches(action, FORBIDDEN_FAMILIES), action
+    for forbidden in FORBIDDEN_ACTIONS:
+        assert not any(_matches(forbidden, action) for action in granted), forbidden
+
+
+def test_poller_dynamodb_actions_are_listed_one_by_one(cfn: dict[str, Any]) -> None:
+    """Item writes on the table, the due-work Query on its due-index only: no Scan, DeleteItem, BatchWriteItem,
+    and no GetItem (only the CLI reads one job, with the operator's credentials)."""
+    grants = {
+        (action, resolve(resource, STACK_NAMES))
+        for action, resource in role_grants(cfn, "PollerFunctionRole")
+        if action.startswith("dynamodb:")
+    }
+    table = STACK_NAMES["JobsTable.Arn"]
+    assert grants == {
+        ("dynamodb:PutItem", table),
+        ("dynamodb:UpdateItem", table),
+        ("dynamodb:Query", f"{table}/index/due-index"),
+    }
+    index = cfn["Resources"]["JobsTable"]["Properties"]["GlobalSecondaryIndexes"][0]["IndexName"]
+    assert index == DUE_INDEX == "due-index"  # the index the poller queries is the one granted
+
+
+def test_poller_writes_objects_only_under_the_export_prefix(cfn: dict[str, Any]) -> None:
+    """Every S3 resource of the poller's role is bucket/<ExportPrefix>*, for an empty prefix and for nested ones:
+    the key the poller writes is covered, a key beside or above the prefix and the bucket itself are not."""
+    statements = [(a, r) for a, r in role_grants(cfn, "PollerFunctionRole") if a.startswith("s3:")]
+    assert statements
+    bucket_arn = STACK_NAMES["ExportBucket.Arn"]
+    for prefix in ("intercom-exports/", "", "exports/2026/"):
+        configured = app_settings(EXPORT_PREFIX=prefix)
+        assert configured is not None and configured.export_prefix == prefix
+        written = f"{bucket_arn}/{object_key(configured.export_prefix, 'orzzsbd7hk67xyu', ZIP)}"
+        for action, resource in statements:
+            arn = resolve(resource, STACK_NAMES | {"ExportPrefix": prefix})
+            assert arn == f"{bucket_arn}/{prefix}*", (action, prefix, arn)
+            assert _matches(written, arn), (action, prefix)
+            assert not _matches(bucket_arn, arn), (action, prefix)
+            if prefix:
+                for outside in (f"{prefix[:-1]}-other/x.zip", "x.zip", f"other/{prefix}x.zip"):
+                    assert not _matches(f"{bucket_arn}/{outside}", arn), (action, prefix, outside)
+
+
+EXPORT_PREFIX_SAMPLES = (
+    "",
+    "intercom-exports/",
+    "exports/2026/",
+    "a.b/c_d/(x)!'/",
+    "./",
+    "intercom-exports",  # config.py would write under intercom-exports/, the ARN would be intercom-exports*
+    "/abs/",
+    "a//b/",
+    "../up/",
+    "a/../b/",
+    "a..b/",
+    "a*/",
+    "*",
+    "a b/",
+    "a?/",
+    "x" * 899 + "/",
+    "x" * 900 + "/",
+)
+
+
+def _export_prefix_accepts(sam: dict[str, Any]) -> Any:
+    param = sam["Parameters"]["ExportPrefix"]
+    pattern = re.compile(param["AllowedPattern"])
+    return lambda value: pattern.fullmatch(value) is not None and len(value) <= param["MaxLength"]
+
+
+def test_export_prefix_parameter_is_exactly_the_prefix_the_app_writes_under(sam: dict[str, Any]) -> None:
+    """What the template accepts, the app uses unchanged (no '/' appended, nothing refused) and holds no IAM
+    wildcard, so ExportBucket/${ExportPrefix}* is the folder the exports go to and nothing beside it."""
+    accepts = _export_prefix_accepts(sam)
+    for value in EXPORT_PREFIX_SAMPLES:
+        if accepts(value):
+            configured = app_settings(EXPORT_PREFIX=value)
+            assert configured is not None and configured.export_prefix == value, value
+            assert not set(value) & set("*?$"), value  # wildcards and ${policy variables} in the ARN
+    assert accepts(sam["Parameters"]["ExportPrefix"]["Default"])
+    for value in ("", "intercom-exports/", "exports/2026/", "x" * 899 + "/"):
+        assert accepts(value), value
+    for value in ("intercom-exports", "/abs/", "a//b/", "../up/", "a/../b/", "a*/", "*", "x" * 900 + "/"):
+        assert not accepts(value), value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab.!_'()*?/- $", max_size=10))
+def test_any_export_prefix_the_template_accepts_the_app_uses_unchanged(sam: dict[str, Any], value: str) -> None:
+    if _export_prefix_accepts(sam)(value):
+        configured = app_settings(EXPORT_PREFIX=value)
+        assert configured is not None and configured.export_prefix == value
+        assert not set(value) & set("*?$")
+
+
+def test_only_the_poller_role_may_publish_to_the_notify_topic(cfn: dict[str, Any]) -> None:
+    """A topic policy: the poller's role publishes; every other principal of the account (an admin, the root user,
+    an AWS service) is denied sns:Publish, whatever its IAM grants; managing the topic is not denied."""
+    policies = resources_of_type(cfn, "AWS::SNS::TopicPolicy")
+    (policy,) = [p for p in policies.values() if {"Ref": "NotifyTopic"} in p["Properties"]["Topics"]]
+    assert policy["Properties"]["Topics"] == [{"Ref": "NotifyTopic"}]
+    statements = resolve(policy["Properties"]["PolicyDocument"]["Statement"], STACK_NAMES)
+    assert all(s["Resource"] == TOPIC_ARN for s in statements)
+    assert resource_policy_decision(statements, POLLER_ROLE, "sns:Publish") == "allow"
+    for principal in (*OTHERS, STACK_NAMES["SlackNotifierFunctionRole.Arn"], None):
+        assert resource_policy_decision(statements, principal, "sns:Publish") == "deny", principal
+        for action in ("sns:Subscribe", "sns:ListSubscriptionsByTopic", "sns:SetTopicAttributes"):
+            assert resource_policy_decision(statements, principal, action) != "deny", (principal, action)
+    # No statement lets anyone but the poller's role publish.
+    for statement in statements:
+        if statement["Effect"] == "Allow" and _matches("sns:Publish", statement["Action"]):
+            assert statement["Principal"] == {"AWS": POLLER_ROLE}, statement
+    # The alarms' topic keeps its default policy: CloudWatch publishes to it.
+    assert all(p["Properties"]["Topics"] == [{"Ref": "NotifyTopic"}] for p in policies.values())
+
+
+def test_lease_outlasts_the_poller_timeout(sam: dict[str, Any], cfn: dict[str, Any]) -> None:
+    """A cycle still working on a job (up to the function's Timeout) cannot have its lease taken over."""
+    lease = sam["Parameters"]["LeaseSeconds"]
+    timeout = cfn["Resources"]["PollerFunction"]["Properties"]["Timeout"]
+    assert lease["MinValue"] > timeout
+    assert lease["MinValue"] <= lease["Default"] <= lease["MaxValue"]
+    for value in (lease["MinValue"], lease["MaxValue"]):  # both bounds are values the app takes
+        configured = app_settings(LEASE_SECONDS=str(value))
+        assert configured is not None and configured.lease_seconds == value
+    assert cfn["Resources"]["PollerFunction"]["Properties"]["Environment"]["Variables"]["LEASE_SECONDS"] == {
+        "Ref": "LeaseSeconds"
+    }
+
+
+def test_intercom_version_parameter_is_checked_like_the_app_checks_it(sam: dict[str, Any]) -> None:
+    param = sam["Parameters"]["IntercomVersion"]
+    pattern = re.compile(param["AllowedPattern"])
+    for value in (param["Default"], "2.16", "2.9", "10.0", "Unstable"):
+        assert pattern.fullmatch(value), value
+        configured = app_settings(INTERCOM_VERSION=value)
+        assert configured is not None and configured.intercom_version == value
+    for value in ("", "2", "v2.16", "2.16.1", "unstable", "2.16 ", " 2.16", "2.16\n", "latest", "2.16;x"):
+        assert not pattern.fullmatch(value), value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0129.Unstablev \n", max_size=8))
+def test_any_intercom_version_the_template_accepts_the_app_accepts(sam: dict[str, Any], value: str) -> None:
+    if re.fullmatch(sam["Parameters"]["IntercomVersion"]["AllowedPattern"], value):
+        configured = app_settings(INTERCOM_VERSION=value)
+        assert configured is not None and configured.intercom_version == value
+
+
+def test_only_the_poller_role_and_named_operators_read_the_token(sam: dict[str, Any], cfn: dict[str, Any]) -> None:
+    """A resource policy on the token secret denies GetSecretValue to every principal but the poller's role (and the
+    ARNs in TokenReaderArns, empty by default). It denies nothing else: operators still put the token in, and can
+    change or delete the policy to recover."""
+    (policy,) = resources_of_type(cfn, "AWS::SecretsManager::ResourcePolicy").values()
+    props = policy["Properties"]
+    assert props["SecretId"] == {"Ref": "IntercomTokenSecret"}
+    assert props["BlockPublicPolicy"] is True
+    assert all(s["Effect"] == "Deny" for s in props["ResourcePolicy"]["Statement"])  # grants nothing itself
+
+    operator = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Operator_0123abcd"
+    default_readers = sam["Parameters"]["TokenReaderArns"]["Default"].split(",")  # CloudFormation: "" -> [""]
+    for readers, allowed in (
+        (default_readers, {POLLER_ROLE}),
+        ([operator], {POLLER_ROLE, operator}),
+        (
+            [f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Operator_*"],
+            {POLLER_ROLE, operator},
+        ),
+    ):
+        names = STACK_NAMES | {"TokenReaderArns": readers}
+        statements = resolve(props["ResourcePolicy"]["Statement"], names, cfn["Conditions"])
+        for principal in (POLLER_ROLE, operator, *OTHERS, None):
+            denied = resource_policy_decision(statements, principal, "secretsmanager:GetSecretValue") == "deny"
+            assert denied == (principal not in allowed), (readers, principal)
+            for action in (
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:PutResourcePolicy",
+                "secretsmanager:DeleteResourcePolicy",
+            ):
+                assert resource_policy_decision(statements, principal, action) == "none", (principal, action)
+
+    pattern = re.compile(sam["Parameters"]["TokenReaderArns"]["AllowedPattern"])  # applied to each list item
+    for value in ("", operator, f"arn:aws:iam::{ACCOUNT}:user/alice", f"arn:aws:iam::{ACCOUNT}:role/ops-*"):
+        assert pattern.fullmatch(value), value
+    # aws:PrincipalArn of an assumed role is the role's ARN: a session ARN or a bare id would never match.
+    for value in ("*", "AROAEXAMPLEID", f"arn:aws:sts::{ACCOUNT}:assumed-role/Ops/alice", "ops"):
+        assert not pattern.fullmatch(value), value
+
+    skips = sam["Resources"]["IntercomTokenSecret"]["Metadata"]["checkov"]["skip"]
+    (kms_skip,) = [s for s in skips if s["id"] == "CKV_AWS_149"]
+    assert "IntercomTokenSecretPolicy" in kms_skip["comment"]  # the reason names what restricts the readers
