@@ -16,8 +16,8 @@ SAM_PROJECT := tools/sam
 TOOLS_VENV := .venv-tools
 TOOLS_PROJECT := tools/security
 
-# Every venv is built from a uv.lock by uv, pinned here and kept in a small venv of its own (pip cannot read the
-# lock). A new UV_VERSION means a new stamp, so the next target reinstalls uv.
+# Every venv is built from a uv.lock by uv, pinned here and kept in a small venv of its own (the only one pip
+# makes: pip cannot read the lock). A new UV_VERSION means a new stamp, so the next target reinstalls uv.
 UV_VERSION := 0.13.9
 UV_VENV := .venv-uv
 UV_STAMP := $(UV_VENV)/.uv-$(UV_VERSION)
@@ -55,10 +55,8 @@ $(UV_STAMP):
 	$(UV_VENV)/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
 	@rm -f $(UV_VENV)/.uv-* && touch $@
 
-# $(PY) -m venv makes the venv, so it is python$(PYTHON_VERSION) and has pip (bench/package_size.py uses it);
-# uv then installs exactly the locked versions, exportwatch editable.
+# uv makes the venv from $(PY) when it is missing and installs exactly the locked versions, exportwatch editable.
 $(STAMP): uv.lock pyproject.toml | $(UV_STAMP)
-	@test -x $(VPY) || $(PY) -m venv $(VENV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(SYNC) --extra dev --extra local
 	@touch $(STAMP)
 
@@ -88,7 +86,6 @@ faults: install
 
 # checkov and bandit, as $(TOOLS_PROJECT)/uv.lock pins them.
 $(TOOLS_VENV)/.installed: $(TOOLS_PROJECT)/uv.lock $(TOOLS_PROJECT)/pyproject.toml | $(UV_STAMP)
-	@test -x $(TOOLS_VENV)/bin/python || $(PY) -m venv $(TOOLS_VENV)
 	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(TOOLS_VENV) $(SYNC) --project $(TOOLS_PROJECT)
 	@touch $@
 
@@ -116,7 +113,6 @@ bench: install
 # aws-sam-cli, as $(SAM_PROJECT)/uv.lock pins it. sam build pip-installs $(LAYER_REQUIREMENTS) with the
 # python$(PYTHON_VERSION) on PATH.
 $(SAM_VENV)/.installed: $(SAM_PROJECT)/uv.lock $(SAM_PROJECT)/pyproject.toml | $(UV_STAMP)
-	@test -x $(SAM_VENV)/bin/python || $(PY) -m venv $(SAM_VENV)
 	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(SAM_VENV) $(SYNC) --project $(SAM_PROJECT)
 	@touch $@
 
