@@ -122,12 +122,15 @@ def check_snapshot(relative: str, actual: str) -> None:
     """Compare `actual` with the reviewed file tests/snapshots/<relative>; UPDATE_SNAPSHOTS=1 rewrites it.
 
     A snapshot is only ever written on request, so a rendering change shows up as a failing test and a diff
-    to review, never as a silently accepted new file.
+    to review, never as a silently accepted new file. Never in CI (the CI variable set, as CI services do): a
+    pipeline left with UPDATE_SNAPSHOTS=1 would accept every change unseen, so there it fails instead.
     """
     import os
 
     path = SNAPSHOTS / relative
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false"):
+            pytest.fail(f"UPDATE_SNAPSHOTS=1 in CI (CI={os.environ['CI']!r}): snapshots are only updated by hand")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(actual, encoding="utf-8")
         return

@@ -7,12 +7,15 @@ with UPDATE_SNAPSHOTS=1 and review the diff. Also: the JSON contract stays byte 
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import conftest
 from conftest import SNAPSHOTS, check_snapshot
 from exportwatch import cli
 from exportwatch.localstack import LocalStack, aws_client, receive_notifications, subscribe_queue
@@ -64,7 +67,10 @@ def email_snapshot(name: str) -> str:
 
 
 def slack_snapshot(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    # Invisible format characters (the zero-width spaces that keep URLs from becoming links) written as JSON
+    # escapes, so a reviewer sees them; they only occur inside strings, so the file still parses to the payload.
+    return "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) == "Cf" else ch for ch in text)
 
 
 # ------------------------------------------------------------------------------------- snapshots
@@ -111,12 +117,41 @@ def test_no_stale_snapshots() -> None:
 
 
 def test_snapshot_files_are_reviewed_text() -> None:
-    """Snapshots are plain files a reviewer reads: UTF-8, newline-terminated, no trailing spaces but the sig dash."""
+    """Snapshots are plain files a reviewer reads: UTF-8, newline-terminated, no trailing spaces but the sig dash,
+    and nothing invisible (a zero-width space is written as the JSON escape \\u200b)."""
     for path in SNAPSHOTS.rglob("*"):
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert text.endswith("\n")
             assert all(line == "-- " or line == line.rstrip() for line in text.splitlines()), path
+            assert not [ch for ch in text if unicodedata.category(ch) == "Cf"], path
+
+
+def test_slack_snapshot_files_parse_back_to_the_payload() -> None:
+    payload = slack_payload(sample_note("failed_foreign_origin").body, region=REGION)
+    written = slack_snapshot(payload)
+    assert "https:\\u200b//downloads" in written  # visible in the file...
+    assert json.loads(written) == payload  # ...and still exactly the payload
+
+
+def test_snapshots_cannot_be_updated_in_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """CI=true with UPDATE_SNAPSHOTS=1 fails instead of accepting every rendering change unseen."""
+    monkeypatch.setattr(conftest, "SNAPSHOTS", tmp_path)  # never the real files, whatever happens
+    reviewed = tmp_path / "email" / "x.txt"
+    reviewed.parent.mkdir()
+    reviewed.write_text("reviewed\n", encoding="utf-8")
+    monkeypatch.setenv("UPDATE_SNAPSHOTS", "1")
+    for ci in ("true", "1", "yes"):
+        monkeypatch.setenv("CI", ci)
+        with pytest.raises(pytest.fail.Exception, match="UPDATE_SNAPSHOTS=1 in CI"):
+            check_snapshot("email/x.txt", "unreviewed\n")
+        with pytest.raises(pytest.fail.Exception, match="UPDATE_SNAPSHOTS=1 in CI"):
+            check_snapshot("email/new.txt", "unreviewed\n")
+    assert reviewed.read_text(encoding="utf-8") == "reviewed\n"
+    assert not (tmp_path / "email" / "new.txt").exists()
+    monkeypatch.setenv("CI", "false")  # set but off, as some runners leave it: updating by hand still works
+    check_snapshot("email/x.txt", "updated by hand\n")
+    assert reviewed.read_text(encoding="utf-8") == "updated by hand\n"
 
 
 # ------------------------------------------------------------------------------------- what the email says
@@ -250,8 +285,9 @@ def test_bounded_notifications_are_far_below_the_sns_limit(name: str) -> None:
 
 
 def test_a_notification_over_the_sns_limit_is_refused_whole() -> None:
-    # Only a body built by hand gets here (see above); it raises rather than publishing a cut message.
-    note = notification_for(replace(SAMPLE_JOBS["failed"], outcome_reason="x" * 100_000))
+    # Only a body built by hand gets here (see above); it raises rather than publishing a cut message. The JSON
+    # carries the reason whole twice (default, sqs); the email only its first REASON_MAX characters.
+    note = notification_for(replace(SAMPLE_JOBS["failed"], outcome_reason="x" * 150_000))
     with pytest.raises(NotificationTooLarge, match=f"SNS takes at most {SNS_MESSAGE_MAX_BYTES}"):
         note.structured_message(REGION)
 

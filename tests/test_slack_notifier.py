@@ -35,6 +35,7 @@ from exportwatch.slack import (
     SlackTimeout,
     SlackUnreachable,
     SlackWebhook,
+    handle_sns_event,
     parse_webhook_url,
     uninstall_log_redaction,
 )
@@ -270,6 +271,82 @@ def test_a_message_from_another_publisher_is_posted_not_dropped(
     raw = payload["attachments"][0]["blocks"][1]["text"]["text"]
     assert raw == "```deploy finished: v1.2.3 &lt;ok&gt; &amp; done```"
     assert payload["text"].startswith("Message on exportwatch-notify-")
+
+
+# ------------------------------------------------------------------------------------- messages that try to bend
+
+
+def lambda_invoke_event(message_json: str, *, subject_json: str = "null", attributes_json: str = "{}") -> Any:
+    """The SNS event as the Lambda runtime hands it over: decoded from JSON text, where "\\ud800" is a lone
+    surrogate (json.loads makes one, and nothing on the way rejects it)."""
+    text = (
+        '{"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:sub", "Sns": '
+        '{"Type": "Notification", "MessageId": "5f0c3c52-3a9e-5d4b-9f7e-0d1c2b3a4f5e", '
+        '"TopicArn": "arn:aws:sns:eu-west-1:123456789012:exportwatch-notify", '
+        f'"Subject": {subject_json}, "Message": {message_json}, "MessageAttributes": {attributes_json}'
+        "}}]}"
+    )
+    return json.loads(text)
+
+
+def webhook_on(receiver: SlackReceiver) -> SlackWebhook:
+    url = receiver.new_webhook()
+    return SlackWebhook(lambda: url)
+
+
+def test_a_foreign_message_with_a_lone_surrogate_is_posted(slack_receiver: SlackReceiver) -> None:
+    event = lambda_invoke_event(
+        '"deploy \\ud800 done"',
+        subject_json='"build \\udfff"',
+        attributes_json='{"origin": {"Type": "String", "Value": "ci \\ud800"}}',
+    )
+    assert "\ud800" in event["Records"][0]["Sns"]["Message"]  # the surrogate really reaches the handler
+
+    posted = handle_sns_event(event, webhook_on(slack_receiver))
+
+    assert [p.kind for p in posted] == ["foreign"]
+    (payload,) = slack_receiver.payloads  # went over HTTP as UTF-8: the post did not crash encoding it
+    blocks = payload["attachments"][0]["blocks"]
+    assert blocks[0]["text"]["text"].startswith("*Subject:* build\nShown as received")
+    assert blocks[1]["text"]["text"] == "```deploy \ufffd done```"  # shown, marked, not dropped
+    assert blocks[2]["elements"][0]["text"].endswith("attributes origin=ci")
+    assert payload["text"] == "Message on exportwatch-notify: build"
+
+
+@pytest.mark.parametrize(
+    "message_json",
+    [
+        # ours, with the surrogate escaped inside the JSON text (what json.dumps writes)...
+        json.dumps(json.dumps({"event": "export.failed", "job_identifier": "abc123", "reason": "bad \ud800 byte"})),
+        # ...and raw in the message itself
+        '"{\\"event\\": \\"export.failed\\", \\"job_identifier\\": \\"abc123\\", '
+        '\\"reason\\": \\"bad \\ud800 byte\\"}"',
+    ],
+    ids=["escaped-in-the-json", "raw-in-the-message"],
+)
+def test_our_message_with_a_lone_surrogate_is_posted(slack_receiver: SlackReceiver, message_json: str) -> None:
+    posted = handle_sns_event(lambda_invoke_event(message_json), webhook_on(slack_receiver))
+
+    assert [(p.kind, p.event, p.job_identifier) for p in posted] == [("exportwatch", "export.failed", "abc123")]
+    (payload,) = slack_receiver.payloads
+    assert payload["attachments"][0]["blocks"][1]["text"]["text"] == "*Reason:* Bad byte"
+
+
+def test_message_attributes_that_are_not_an_object_do_not_stop_the_post(slack_receiver: SlackReceiver) -> None:
+    event = lambda_invoke_event('"hello"', attributes_json='["not", "a", "map"]')
+    posted = handle_sns_event(event, webhook_on(slack_receiver))
+    assert [p.kind for p in posted] == ["foreign"] and len(slack_receiver.payloads) == 1
+
+
+def test_the_slack_post_ignores_proxy_variables(slack_receiver: SlackReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the Intercom client: a proxy from the environment would see the webhook URL (a credential)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there: a post through it fails
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    webhook = webhook_on(slack_receiver)
+    webhook.post({"text": "straight to Slack"})
+    assert slack_receiver.payloads == [{"text": "straight to Slack"}]
 
 
 # ------------------------------------------------------------------------------------- failures are loud

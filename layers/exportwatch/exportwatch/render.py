@@ -7,6 +7,12 @@ What a reader needs in five seconds comes first: the outcome and whether to act,
 where the file is (s3 URI and a console link), its size, when Intercom's copy goes away, and for failures the
 reason and the exact next step. A message on the topic that is not ours is rendered as readable raw text.
 The two early warnings (export.expiring, export.stuck) say so, and that the job's outcome follows separately.
+
+Nothing in a body can bend a message. Every free-text field (a reason quoting Intercom's error or a host name,
+Intercom's status, the S3 URI...) is made one printable line and cut to its limit (FIELD_LIMITS) when the body
+is read, before anything is escaped; in Slack every piece is escaped into a room it cannot outgrow (an entity
+such as &amp; is never cut in half), so each block stays within Slack's limits whatever the input, and URLs in
+free text are broken so Slack does not turn them into links (_unlink).
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from exportwatch.model import Event, InvalidJobId, human_duration, human_size, validate_job_id
+from exportwatch.safetext import ELLIPSIS, one_line
 
 __all__ = [
     "NotOurs",
     "Rendered",
     "console_url",
+    "duration_text",
     "email_text",
     "parse_contract",
     "region_from_arn",
@@ -35,9 +43,36 @@ __all__ = [
 ]
 
 EMAIL_WIDTH: Final = 76
-# Slack limits (api.slack.com/reference/block-kit/blocks): section text 3000, a field 2000, header 150.
+# Slack limits (api.slack.com/reference/block-kit/blocks): section text 3000, a field 2000 and at most 10 of
+# them (we send at most 6), header 150, a context block at most 10 elements (we send one). Slack cuts the
+# top-level text at 40,000; ours is the push notification's one line, so it is kept far below.
 SLACK_SECTION_MAX: Final = 3000
+SLACK_FIELD_MAX: Final = 2000
 SLACK_HEADER_MAX: Final = 150
+SLACK_TEXT_MAX: Final = 3000
+
+# Free text in a body, in characters after safetext.one_line and before any escaping. Far above what exportwatch
+# writes itself, so they only cut a body made by hand (or a bug); docs/notifications.md lists them.
+REASON_MAX: Final = 1000  # the poller's reasons are <= 300; a warning's adds the copy's last error (<= 300)
+INTERCOM_STATUS_MAX: Final = 64  # Intercom's statuses are single words ("in_progress")
+S3_URI_MAX: Final = 1100  # "s3://" + a bucket (<= 63) + "/" + a key (<= 1024 bytes): a real URI is never cut
+CONTENT_TYPE_MAX: Final = 255  # RFC 6838: type and subtype <= 127 characters each
+SHA256_MAX: Final = 64  # 64 hex digits
+FIELD_LIMITS: Final[dict[str, int]] = {
+    "reason": REASON_MAX,
+    "intercom_status": INTERCOM_STATUS_MAX,
+    "s3_uri": S3_URI_MAX,
+    "content_type": CONTENT_TYPE_MAX,
+    "sha256": SHA256_MAX,
+}
+# A message on the topic that is not ours: its subject (SNS allows 100), why it is shown raw, the topic's name
+# (SNS allows 256), the message id (a UUID) and its attributes, all shown in prose or inline code.
+FOREIGN_SUBJECT_MAX: Final = 100
+FOREIGN_WHY_MAX: Final = 200
+FOREIGN_TOPIC_MAX: Final = 100
+FOREIGN_MESSAGE_ID_MAX: Final = 100
+FOREIGN_FIRST_LINE_MAX: Final = 150
+FOREIGN_ATTRIBUTES_MAX: Final = 500
 _LABEL_WIDTH: Final = 17  # "Intercom's copy: " is the longest label
 
 
@@ -93,6 +128,7 @@ class Rendered:
     time_left_seconds: int | None = None  # export.expiring
     pending_since: datetime | None = None  # export.stuck
     pending_seconds: int | None = None  # export.stuck
+    s3_linkable: bool = False  # s3_uri is exactly what the body said (not cleaned or cut): a console link is right
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Rendered:
@@ -106,23 +142,25 @@ class Rendered:
         except InvalidJobId as exc:
             raise NotOurs(f"no valid job_identifier ({exc})") from None
         size = body.get("size_bytes")
+        s3_uri = _free(body, "s3_uri")
         return cls(
             event=event,
             job_identifier=job_identifier,
-            intercom_status=_str(body.get("intercom_status")),
+            intercom_status=_free(body, "intercom_status"),
             occurred_at=_time(body.get("occurred_at")),
             tracked_at=_time(body.get("tracked_at")),
             created_at_after=_time(body.get("created_at_after")),
             created_at_before=_time(body.get("created_at_before")),
             download_expires_at=_time(body.get("download_expires_at")),
-            s3_uri=_str(body.get("s3_uri")),
+            s3_uri=s3_uri,
             size_bytes=_count(size),
-            sha256=_str(body.get("sha256")),
-            content_type=_str(body.get("content_type")),
-            reason=_str(body.get("reason")),
+            sha256=_free(body, "sha256"),
+            content_type=_free(body, "content_type"),
+            reason=_free(body, "reason"),
             time_left_seconds=_count(body.get("time_left_seconds")),
             pending_since=_time(body.get("pending_since")),
             pending_seconds=_count(body.get("pending_seconds")),
+            s3_linkable=s3_uri is not None and s3_uri == body.get("s3_uri"),
         )
 
     @property
@@ -143,6 +181,8 @@ def parse_contract(message: str) -> Rendered:
     """The notification in an SNS message body, or NotOurs saying why it is not one."""
     try:
         body = json.loads(message)
+    except RecursionError:
+        raise NotOurs("JSON nested too deeply") from None
     except ValueError:
         looks_json = message.lstrip().startswith(("{", "["))
         raise NotOurs("malformed JSON" if looks_json else "plain text, not JSON") from None
@@ -153,12 +193,17 @@ def parse_contract(message: str) -> Rendered:
     return Rendered.from_body(body)
 
 
+_COUNT_MAX: Final = 2**63 - 1  # sizes and seconds; a larger int is no real value (and overflows a float)
+
+
 def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _COUNT_MAX else None
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _free(body: Mapping[str, Any], name: str) -> str | None:
+    """A free-text field as one printable line within FIELD_LIMITS; None when absent, not text or blank."""
+    value = body.get(name)
+    return (one_line(value, FIELD_LIMITS[name]) or None) if isinstance(value, str) else None
 
 
 def _time(value: object) -> datetime | None:
@@ -166,7 +211,7 @@ def _time(value: object) -> datetime | None:
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved past the calendar's end by its offset
         return None
 
 
@@ -249,10 +294,15 @@ def _relative(target: datetime, ref: datetime | None) -> str:
     return f"in {amount}" if ahead else f"{amount} ago"
 
 
+def duration_text(seconds: float) -> str:
+    """model.human_duration, but one second is "1 second" (it says "1 seconds")."""
+    return "1 second" if 1 <= seconds < 2 else human_duration(seconds)
+
+
 def _size_text(view: Rendered) -> str | None:
     if view.size_bytes is None:
         return None
-    exact = f"{view.size_bytes:,} bytes"
+    exact = "1 byte" if view.size_bytes == 1 else f"{view.size_bytes:,} bytes"
     detail = f"{exact}, {view.content_type}" if view.content_type else exact
     return f"{human_size(view.size_bytes)} ({detail})"
 
@@ -290,10 +340,10 @@ def _summary(view: Rendered, job: str) -> tuple[str, str]:
         case Event.EXPIRED:
             return "EXPIRED", f"Intercom deleted export {job} before it was copied. Request a new export."
         case Event.EXPIRING:
-            left = f"in {human_duration(view.time_left_seconds)}" if view.time_left_seconds is not None else "soon"
+            left = f"in {duration_text(view.time_left_seconds)}" if view.time_left_seconds is not None else "soon"
             return "EXPIRING", f"export {job} is not in S3 yet and Intercom deletes it {left}. Action needed."
         case Event.STUCK:
-            age = f" after {human_duration(view.pending_seconds)}" if view.pending_seconds is not None else ""
+            age = f" after {duration_text(view.pending_seconds)}" if view.pending_seconds is not None else ""
             return "STUCK", f"export {job} is still not finished at Intercom{age}. Nothing to do yet."
     raise AssertionError(view.event)  # pragma: no cover - every Event is matched above
 
@@ -369,7 +419,7 @@ def _sentence(text: str) -> str:
 def _s3_location(view: Rendered, region: str | None) -> tuple[str, str | None] | None:
     if view.s3_uri is None:
         return None
-    parts = split_s3_uri(view.s3_uri)
+    parts = split_s3_uri(view.s3_uri) if view.s3_linkable else None  # a cleaned or cut URI names another object
     return view.s3_uri, console_url(*parts, region) if parts else None
 
 
@@ -377,7 +427,7 @@ def _pending_text(view: Rendered) -> str | None:
     """export.stuck: since when the job has been waiting (exportwatch tracks it from then), and for how long."""
     if view.pending_since is None:
         return None
-    age = f" ({human_duration(view.pending_seconds)})" if view.pending_seconds is not None else ""
+    age = f" ({duration_text(view.pending_seconds)})" if view.pending_seconds is not None else ""
     return f"{_when(view.pending_since)}{age}"
 
 
@@ -442,6 +492,19 @@ def email_text(body: Mapping[str, Any], *, region: str | None) -> str:
 
 # --------------------------------------------------------------------------------------------- Slack
 
+_ZWSP: Final = "\u200b"
+# Slack turns bare URLs, www. names and domain names in mrkdwn into links. Free text is shown with a zero-width
+# space after a scheme's ':' and after every '.' between a letter or digit and a letter: it reads the same, but
+# "https:\u200b//evil.\u200bexample/x" is no longer a link a reader could click by mistake.
+_SCHEME_COLON_RE: Final = re.compile(r":(?=//)")
+_HOST_DOT_RE: Final = re.compile(r"(?<=[^\W_])\.(?=[^\W\d_])")
+# In a raw message's code block: C0/C1 controls, lone surrogates (UTF-8 cannot encode them: the post would
+# fail), line/paragraph separators and bidi controls (they reorder what is shown). Line breaks and tabs stay.
+_UNSHOWABLE_RE: Final = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"
+)
+_BACKTICK_LOOKALIKE: Final = "\u02cb"
+
 
 def _esc(text: str) -> str:
     """Slack mrkdwn escaping: only &, < and > are special (api.slack.com/reference/surfaces/formatting)."""
@@ -461,20 +524,49 @@ def _esc_prefix(text: str, limit: int) -> str:
     return "".join(out)
 
 
+def _fit(text: str, room: int) -> str:
+    """`text` escaped in at most `room` characters: whole, or cut between two of its characters (so never
+    inside an entity) and ended with an ellipsis."""
+    escaped = _esc(text)
+    return escaped if len(escaped) <= room else _esc_prefix(text, room - 1) + ELLIPSIS
+
+
+def _unlink(text: str) -> str:
+    return _HOST_DOT_RE.sub("." + _ZWSP, _SCHEME_COLON_RE.sub(":" + _ZWSP, text))
+
+
+def _prose(text: str, room: int) -> str:
+    """Free text for mrkdwn: no links, escaped, within `room` characters."""
+    return _fit(_unlink(text), room)
+
+
+def _code(text: str, room: int, *, exact: bool = False) -> str:
+    """Free text for inside `...`: a backtick would end the span early, so it is shown as a look-alike.
+
+    `exact` keeps dots and colons as they are, for a value people copy (the S3 URI): that one is written by
+    exportwatch itself (its bucket, a validated job id), and Slack does not link inside code.
+    """
+    text = text.replace("`", _BACKTICK_LOOKALIKE)
+    return _fit(text if exact else _unlink(text), room)
+
+
 def _mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text}
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": _mrkdwn(_clip(text, SLACK_SECTION_MAX))}
+    # No cut here: every piece of `text` is fitted into its own room, so the whole is within SLACK_SECTION_MAX
+    # (tests/test_render_properties.py checks it for arbitrary bodies). Cutting the whole could break a link.
+    return {"type": "section", "text": _mrkdwn(text)}
 
 
 def _header(text: str) -> dict[str, Any]:
+    # plain_text is not escaped, so a plain cut cannot split an entity.
     return {"type": "header", "text": {"type": "plain_text", "text": _clip(text, SLACK_HEADER_MAX), "emoji": True}}
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
 
 
 def slack_payload(body: Mapping[str, Any], *, region: str | None) -> dict[str, Any]:
@@ -491,17 +583,22 @@ def slack_payload(body: Mapping[str, Any], *, region: str | None) -> dict[str, A
     if pending := _pending_text(view):
         fields.append(_mrkdwn(f"*Pending since*\n{_esc(pending)}"))
     if view.intercom_status and view.event is not Event.COMPLETED:
-        fields.append(_mrkdwn(f"*Intercom status*\n`{_esc(view.intercom_status)}`"))
+        label = "*Intercom status*\n"
+        fields.append(_mrkdwn(f"{label}`{_code(view.intercom_status, SLACK_FIELD_MAX - len(label) - 2)}`"))
 
     details: list[dict[str, Any]] = [_section(_sentence(_summary(view, f"`{view.job_identifier}`")[1]))]
     if view.event is not Event.COMPLETED:
-        details.append(_section(f"*Reason:* {_esc(_sentence(view.reason or view.event.value))}"))
+        label = "*Reason:* "
+        reason = _sentence(view.reason or view.event.value)
+        details.append(_section(label + _prose(reason, SLACK_SECTION_MAX - len(label))))
     details.append({"type": "section", "fields": fields})
     if location := _s3_location(view, region):
         uri, link = location
-        text = f"*S3:* `{_esc(uri)}`"
-        if link:
-            text += f"\n<{_esc(link)}|Open in the AWS console>"
+        label = "*S3:* "
+        text = f"{label}`{_code(uri, SLACK_SECTION_MAX - len(label) - 2, exact=True)}`"
+        anchor = f"\n<{_esc(link)}|Open in the AWS console>" if link else ""
+        if len(text) + len(anchor) <= SLACK_SECTION_MAX:  # a cut link would point nowhere: then none
+            text += anchor
         details.append(_section(text))
     if step := _next_step(view):
         text, command = step
@@ -512,25 +609,44 @@ def slack_payload(body: Mapping[str, Any], *, region: str | None) -> dict[str, A
     if view.occurred_at:
         context.append(f"{'noticed' if view.event.is_warning else 'decided'} {_when(view.occurred_at)}")
     if view.sha256:
-        context.append(f"sha256 `{_esc(view.sha256[:12])}\u2026`")
+        context.append(f"sha256 `{_code(view.sha256[:12], 100)}\u2026`")
     details.append({"type": "context", "elements": [_mrkdwn(" \u00b7 ".join(context))]})
 
     return {
-        "text": _esc(_headline(view)),  # the notification text (push, sidebar) and the fallback
+        "text": _fit(_headline(view), SLACK_TEXT_MAX),  # the notification text (push, sidebar) and the fallback
         "blocks": [_header(f"{style.icon} {style.title}: {view.job_identifier}")],
         "attachments": [{"color": style.color, "blocks": details}],
     }
+
+
+_PRETTY: Final = json.JSONEncoder(indent=2, ensure_ascii=False)
+_PRETTY_MAX: Final = 65_536  # far more than a section shows; deep nesting indents 10 KB of JSON into 50 MB
 
 
 def _readable_raw(message: str) -> str:
     """The raw message for a code block: JSON pretty-printed (it is usually one long line), else as is."""
     try:
         data = json.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
         return message
-    if isinstance(data, dict | list):
-        return json.dumps(data, indent=2, ensure_ascii=False)
-    return message
+    if not isinstance(data, dict | list):
+        return message
+    pretty: list[str] = []
+    size = 0
+    try:
+        for chunk in _PRETTY.iterencode(data):
+            size += len(chunk)
+            if size > _PRETTY_MAX:
+                return message
+            pretty.append(chunk)
+    except RecursionError:
+        return message
+    return "".join(pretty)
+
+
+def _block_text(text: str) -> str:
+    """Raw text for a code block, lines kept: what cannot be shown (or would reorder the text) becomes U+FFFD."""
+    return _UNSHOWABLE_RE.sub("\ufffd", text.replace("\r\n", "\n"))
 
 
 def slack_payload_for_message(
@@ -562,31 +678,38 @@ def _foreign_payload(
     message_id: str | None,
     attributes: Mapping[str, str],
 ) -> dict[str, Any]:
-    topic = _topic_name(topic_arn) or "the exportwatch topic"
-    raw = _readable_raw(message).replace("```", "`\u200b`\u200b`")  # a fence inside would end the code block
-    room = SLACK_SECTION_MAX - len("``````") - 40  # the fences and the "cut" note
+    topic = one_line(_topic_name(topic_arn) or "", FOREIGN_TOPIC_MAX) or "the exportwatch topic"
+    raw = _block_text(_readable_raw(message)).replace("```", "`\u200b`\u200b`")  # a fence would end the block
     escaped = _esc(raw)
-    if len(escaped) > room:
-        shown = f"```{_esc_prefix(raw, room)}```\n_(cut: {len(raw):,} characters in all)_"
+    if not escaped.strip():
+        shown = "_(empty message)_"
+    elif len(escaped) + len("``````") <= SLACK_SECTION_MAX:
+        shown = f"```{escaped}```"
     else:
-        shown = f"```{escaped}```" if escaped.strip() else "_(empty message)_"
-    intro = f"Shown as received: not an exportwatch notification this function understands ({_esc(why)})."
+        note = f"\n_(cut: {len(raw):,} characters in all)_"
+        shown = f"```{_esc_prefix(raw, SLACK_SECTION_MAX - len('``````') - len(note))}```{note}"
+    # Rooms: subject <= 800 + why <= 1500 + the fixed words stay within a section's 3000.
+    why_text = _prose(one_line(why, FOREIGN_WHY_MAX), 1500)
+    intro = f"Shown as received: not an exportwatch notification this function understands ({why_text})."
+    subject_line = one_line(subject or "", FOREIGN_SUBJECT_MAX)
     blocks: list[dict[str, Any]] = []
-    if subject:
-        blocks.append(_section(f"*Subject:* {_esc(subject)}\n{intro}"))
+    if subject_line:
+        blocks.append(_section(f"*Subject:* {_prose(subject_line, 800)}\n{intro}"))
     else:
         blocks.append(_section(intro))
     blocks.append(_section(shown))
-    context = [f"topic `{_esc(topic)}`"]
-    if message_id:
-        context.append(f"message id `{_esc(message_id)}`")
+    # Rooms: topic 400 + message id 400 + attributes 1500 + the labels stay within a context element's 3000.
+    context = [f"topic `{_code(topic, 400)}`"]
+    if message_id and (mid := one_line(message_id, FOREIGN_MESSAGE_ID_MAX)):
+        context.append(f"message id `{_code(mid, 400)}`")
     if attributes:
-        pairs = ", ".join(f"{_esc(k)}={_esc(v)}" for k, v in sorted(attributes.items()))
-        context.append(f"attributes {_clip(pairs, 500)}")
+        pairs = ", ".join(f"{one_line(k, 64)}={one_line(v, 200)}" for k, v in sorted(attributes.items()))
+        context.append(f"attributes {_prose(one_line(pairs, FOREIGN_ATTRIBUTES_MAX), 1500)}")
     blocks.append({"type": "context", "elements": [_mrkdwn(" \u00b7 ".join(context))]})
-    first_line = subject or (message.strip().splitlines() or ["(empty message)"])[0]
+    first_line = subject or (message.strip().splitlines() or [""])[0]
+    first = one_line(first_line, FOREIGN_FIRST_LINE_MAX) or "(empty message)"
     return {
-        "text": _esc(f"Message on {topic}: {_clip(first_line, 150)}"),
-        "blocks": [_header(f":incoming_envelope: Message on {topic}")],
+        "text": _prose(f"Message on {topic}: {first}", SLACK_TEXT_MAX),
+        "blocks": [_header(f":incoming_envelope: Message on {_unlink(topic)}")],
         "attachments": [{"color": _FOREIGN_COLOR, "blocks": blocks}],
     }

@@ -243,6 +243,9 @@ class SlackWebhook:
         self._timeout = (connect_timeout, read_timeout)
         self._max_wait = max_retry_after_wait
         self._session = session or requests.Session()
+        # As the Intercom client: no proxy variables or .netrc silently applied to a post that carries the
+        # webhook URL (a credential) and the message.
+        self._session.trust_env = False
         self._sleep = sleep
         self._clock = clock
 
@@ -316,9 +319,10 @@ def handle_sns_event(
     for record in SNSEvent(event).records:
         sns = record.sns
         raw = sns.raw_event
+        given = raw.get("MessageAttributes")
         attributes = {
             str(name): str(attr.get("Value", "")) if isinstance(attr, Mapping) else str(attr)
-            for name, attr in (raw.get("MessageAttributes") or {}).items()
+            for name, attr in (given.items() if isinstance(given, Mapping) else ())
         }
         subject = raw.get("Subject") if isinstance(raw.get("Subject"), str) else None
         topic_arn = raw.get("TopicArn") if isinstance(raw.get("TopicArn"), str) else None
