@@ -255,17 +255,22 @@ def test_unknown_format_is_kept_as_bin(scratch: Scratch) -> None:
     assert head["ContentType"] == "application/octet-stream" and head["ContentLength"] == len(data)
 
 
-def test_copy_settings_cap_read_ahead_and_respect_the_part_limit() -> None:
-    from exportwatch.archive import MAX_PARTS, CopySettings, MiB
+def test_copy_settings_cap_read_ahead_and_no_header_sizes_parts() -> None:
+    from exportwatch.archive import MAX_PARTS, CopySettings, MalformedDownload, MiB, announced_length
 
     settings = CopySettings()
     config = settings.transfer_config()
     # A download is non-seekable: s3transfer would read 10 parts ahead; one per upload thread keeps memory flat.
     assert config.max_in_memory_upload_chunks == settings.max_concurrency
     assert config.multipart_chunksize == settings.part_size == 8 * MiB
-    assert settings.part_size_for(None) == settings.part_size  # unknown size: the default
-    assert settings.part_size_for(1 << 30) == settings.part_size  # 1 GiB: 128 parts
-    huge = 200 * (1 << 30)
-    part = settings.part_size_for(huge)
-    assert part % MiB == 0 and -(-huge // part) <= MAX_PARTS < 10_000  # within S3's 10,000 parts
-    assert settings.transfer_config(huge).multipart_chunksize == part
+    # The cap is what MAX_PARTS (< S3's 10,000) parts of the configured size hold: 9,000 x 8 MiB.
+    assert settings.max_bytes == 9_000 * 8 * MiB and MAX_PARTS < 10_000
+    assert announced_length(None, settings.max_bytes) is None
+    assert announced_length(" 1234 ", settings.max_bytes) == 1234
+    assert announced_length(str(9_000 * 8 * MiB), settings.max_bytes) == 9_000 * 8 * MiB
+    for lying in (str(9_000 * 8 * MiB + 1), "10000000000000", "9" * 40, "-1", "1e9", "12, 12", "\u0661\u0662", ""):
+        try:
+            announced_length(lying, settings.max_bytes)
+        except MalformedDownload:
+            continue
+        raise AssertionError(f"Content-Length {lying!r} was accepted")

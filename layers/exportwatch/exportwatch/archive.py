@@ -3,6 +3,10 @@
 boto3's upload_fileobj does the multipart work; we hand it a reader that hashes and counts the bytes as
 they pass and refuses to end early. If the stream breaks or comes up short, the reader raises before S3
 sees the end of the data, s3transfer aborts the multipart upload, and nothing appears at the final key.
+
+Memory is set by CopySettings alone (part size x parts in flight), never by a header: a Content-Length is only
+checked against what arrives, and one above CopySettings.max_bytes (what MAX_PARTS parts can hold) is refused
+as malformed before a byte is read.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ class RawStream(Protocol):
 
 
 class IncompleteDownload(IOError):
-    """The download ended before Content-Length bytes arrived, or sent more than it announced."""
+    """The download ended before Content-Length bytes arrived, sent more than it announced or than the copy
+    can hold, or broke off. str() is one line without the URL."""
+
+
+class MalformedDownload(ValueError):
+    """The download's headers are not an answer we accept (an unreadable or absurd Content-Length)."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +67,13 @@ class CopySettings:
     read_size: int = 1 * MiB
     read_ahead_parts: int | None = None  # parts buffered from the stream; None: one per upload thread
 
-    def transfer_config(self, expected_length: int | None = None) -> TransferConfig:
-        part = self.part_size_for(expected_length)
+    @property
+    def max_bytes(self) -> int:
+        """The largest export a copy takes: MAX_PARTS parts of part_size (about 70 GiB with 8 MiB parts)."""
+        return self.part_size * MAX_PARTS
+
+    def transfer_config(self) -> TransferConfig:
+        part = self.part_size
         config = TransferConfig(
             multipart_threshold=part,
             multipart_chunksize=part,
@@ -73,19 +87,30 @@ class CopySettings:
         config.max_in_memory_upload_chunks = self.read_ahead_parts or self.max_concurrency
         return config
 
-    def part_size_for(self, expected_length: int | None) -> int:
-        """The part size, grown for a known, very large export so it stays within S3's 10,000 parts."""
-        if expected_length is None or expected_length <= self.part_size * MAX_PARTS:
-            return self.part_size
-        return -(-expected_length // (MAX_PARTS * MiB)) * MiB  # ceil to whole MiB
+
+def announced_length(raw: str | None, max_bytes: int) -> int | None:
+    """The download's Content-Length as a number, None when absent; MalformedDownload when it is not a plain
+    decimal or is above `max_bytes` (a header that large is a lie or an export the copy cannot hold)."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 20:
+        raise MalformedDownload("the download's Content-Length is not a number")
+    length = int(text)
+    if length > max_bytes:
+        raise MalformedDownload(
+            f"the download announces {length} bytes (Content-Length), above the {max_bytes}-byte cap of one copy"
+        )
+    return length
 
 
 class HashingReader:
     """File-like view of the raw download that computes sha256 and size and enforces Content-Length."""
 
-    def __init__(self, raw: RawStream, expected_length: int | None, head: bytes = b"") -> None:
+    def __init__(self, raw: RawStream, expected_length: int | None, head: bytes = b"", max_bytes: int = 0) -> None:
         self._raw = raw
         self._expected = expected_length
+        self._max = max_bytes or CopySettings().max_bytes
         self._pending = head
         self.size = 0
         self._sha = hashlib.sha256()
@@ -110,6 +135,8 @@ class HashingReader:
         data = b"".join(parts)
         self.size += len(data)
         self._sha.update(data)
+        if self.size > self._max:  # no Content-Length (chunked): the same cap, enforced on what arrives
+            raise IncompleteDownload(f"download is larger than the {self._max}-byte cap of one copy")
         if self._expected is not None:
             if self.size > self._expected:
                 raise IncompleteDownload(f"download sent more than its Content-Length of {self._expected} bytes")
@@ -119,7 +146,10 @@ class HashingReader:
 
     def _raw_read(self, amt: int) -> bytes:
         # decode_content=False keeps the exact bytes Intercom sent, even under a Content-Encoding header.
-        return self._raw.read(amt, decode_content=False) or b""
+        try:
+            return self._raw.read(amt, decode_content=False) or b""
+        except Exception as exc:  # urllib3's protocol, timeout and TLS errors: their text names the host
+            raise IncompleteDownload(f"the download broke off after {self.size} bytes ({type(exc).__name__})") from None
 
 
 def read_head(raw: RawStream, n: int = 8) -> bytes:
@@ -158,14 +188,14 @@ def copy_to_s3(
     started = time.monotonic()
     head = read_head(raw)
     kind = sniff(head)
-    reader = HashingReader(raw, expected_length, head)
+    reader = HashingReader(raw, expected_length, head, max_bytes=settings.max_bytes)
     key = object_key(prefix, job_id, kind)
     s3.upload_fileobj(
         reader,
         bucket,
         key,
         ExtraArgs={"ContentType": kind.content_type, "Metadata": {"job-identifier": job_id}},
-        Config=settings.transfer_config(expected_length),
+        Config=settings.transfer_config(),
     )
     return CopyResult(
         ArchivedCopy(

@@ -122,6 +122,12 @@ _DEFAULTS: Final[Mapping[str, object]] = {
     "slow_count": None,  # how many status calls are slowed by `delay` (None: all)
     "download_origin": None,  # origin put in download_url instead of base_url
     "redirect_to": None,  # origin the download endpoint 302s to
+    # Hostile or odd answers, verbatim (tests of what the client does with what it is told):
+    "download_url": None,  # the job model's download_url exactly as given (overrides download_origin)
+    "redirect_location": None,  # the download answers 302 with exactly this Location (overrides redirect_to)
+    "download_status": None,  # the download answers this HTTP status (e.g. 410, 429) with an error body
+    "download_headers": None,  # extra headers on every download answer, e.g. {"Content-Encoding": "gzip"}
+    "content_length": None,  # the Content-Length announced for the body instead of its real size (a lie)
     "download_gone": False,
     "flaky_downloads": 0,  # first N download attempts are truncated (None: all)
     "reset_downloads": 0,  # first N download attempts are reset (None: all)
@@ -206,6 +212,11 @@ class _Job:
     slow_count: int | None
     download_origin: str | None
     redirect_to: str | None
+    download_url: str | None
+    redirect_location: str | None
+    download_status: int | None
+    download_headers: dict[str, str]
+    content_length: int | None
     download_gone: bool
     faults: dict[str, int | None]
     flaky_downloads: int | None
@@ -560,6 +571,14 @@ def _str_opt(name: str, value: object, *, nullable: bool = False) -> str | None:
     return value
 
 
+def _headers_opt(name: str, value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError(f"option {name!r} must map header names to strings, got {value!r}")
+    return dict(value)
+
+
 def _build_job(scenario: str, job_identifier: str, options: Mapping[str, object], now: float) -> _Job:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
@@ -597,6 +616,11 @@ def _build_job(scenario: str, job_identifier: str, options: Mapping[str, object]
         slow_count=_int_opt("slow_count", merged["slow_count"], nullable=True),
         download_origin=_str_opt("download_origin", merged["download_origin"], nullable=True),
         redirect_to=_str_opt("redirect_to", merged["redirect_to"], nullable=True),
+        download_url=_str_opt("download_url", merged["download_url"], nullable=True),
+        redirect_location=_str_opt("redirect_location", merged["redirect_location"], nullable=True),
+        download_status=_int_opt("download_status", merged["download_status"], nullable=True, minimum=100),
+        download_headers=_headers_opt("download_headers", merged["download_headers"]),
+        content_length=_int_opt("content_length", merged["content_length"], nullable=True),
         download_gone=download_gone,
         faults={name: _int_opt(name, merged[name], nullable=True) for name in _STATUS_FAULTS},
         flaky_downloads=_int_opt("flaky_downloads", merged["flaky_downloads"], nullable=True),
@@ -631,9 +655,12 @@ class IntercomEmulator(LoopbackServer):
         port: int = 0,
         clock: Callable[[], float] = time.time,
         status_delay: float = 0.0,
+        open_downloads: bool = False,
     ) -> None:
         super().__init__(host, port, _Handler)
         self.token = token
+        # A storage host (where a redirect or a presigned URL points): downloads need no token, like S3's.
+        self.open_downloads = open_downloads
         self.clock = clock
         self.status_delay = status_delay
         self._lock = threading.Lock()
@@ -730,7 +757,7 @@ class IntercomEmulator(LoopbackServer):
         expires_at = self._expires_at(job)
         if job.status in _COMPLETE and expires_at is not None:
             origin = job.download_origin or self.base_url
-            url = f"{origin}/download/content/data/{job.job_identifier}"
+            url = job.download_url or f"{origin}/download/content/data/{job.job_identifier}"
             expires = str(int(expires_at))
         return {
             "job_identifier": job.job_identifier,
@@ -782,6 +809,8 @@ class IntercomEmulator(LoopbackServer):
             self._requests.append(request)
 
     def _api(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+        if self.open_downloads and method == "GET" and path.startswith("/download/"):
+            return self._route(method, path, headers, body)  # no token, no rate window: a storage host
         scheme, _, credential = (headers.get("authorization") or "").strip().partition(" ")
         if scheme.lower() != "bearer" or credential.strip() != self.token:
             return _error(401, "unauthorized", "Access Token Invalid")  # no rate-limit headers, like Intercom
@@ -912,11 +941,18 @@ class IntercomEmulator(LoopbackServer):
                 return _job_not_found(job_id)
             if self.clock() >= expires_at:
                 return _job_not_found(job_id)  # Intercom deletes the file two days after completion
+            extra = dict(job.download_headers)
+            if job.redirect_location is not None:
+                return _Reply(302, b"", _JSON, {**extra, "Location": job.redirect_location})
             if job.redirect_to is not None:
                 location = f"{job.redirect_to.rstrip('/')}/download/content/data/{job_id}"
-                return _Reply(302, b"", _JSON, {"Location": location})
+                return _Reply(302, b"", _JSON, {**extra, "Location": location})
             if job.download_gone:
                 return _job_not_found(job_id)
+            if job.download_status is not None:
+                reply = _error(job.download_status, "download_refused", f"HTTP {job.download_status}")
+                reply.headers.update(extra)
+                return reply
             fault: str | None = None
             for name, limit in (("reset", job.reset_downloads), ("truncate", job.flaky_downloads)):
                 used = job.download_faults_used.get(name, 0)
@@ -936,7 +972,9 @@ class IntercomEmulator(LoopbackServer):
             with self._lock:
                 job.body = body
         suffix = "zip" if job.body_format == "zip" else "csv.gz"
-        headers = {"Content-Disposition": f'attachment; filename="{job_id}.{suffix}"'}
+        headers = {"Content-Disposition": f'attachment; filename="{job_id}.{suffix}"', **extra}
+        if job.content_length is not None:
+            headers["Content-Length"] = str(job.content_length)
         return _Reply(
             200,
             b"",
@@ -1126,11 +1164,16 @@ class _Handler(LoopbackHandler[IntercomEmulator]):
 
     def _write(self, reply: _Reply) -> None:
         size = reply.stream.size if reply.stream is not None else len(reply.body)
+        announced = reply.headers.get("Content-Length", str(size))
+        if announced != str(size):
+            self.close_connection = True  # a lying length: end the body with the connection, as a broken server
         self.send_response(reply.code)
         self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Length", announced)
         for name, value in reply.headers.items():
-            self.send_header(name, value)
+            if name.lower() != "content-length":
+                # Raw UTF-8 on the wire, as a hostile server may send it (http.server only encodes latin-1).
+                self.send_header(name, value.encode("utf-8").decode("latin-1"))
         self.end_headers()
         if reply.stream is None:
             if reply.body:

@@ -1,32 +1,51 @@
 """Client for Intercom's data export API: status, download, create, cancel.
 
 One pooled requests.Session, a timeout on every call, urllib3's Retry for idempotent GETs hitting
-500/502/503 or refused connections. The bearer token is attached per request, and only when the request
-goes to the configured API origin: it never rides along on a foreign `download_url` or a redirect.
-Redirects are never followed by requests itself for the same reason. Nothing here puts the token, or any
-header, into an exception text.
+500/502/503 or refused connections. Every URL goes through urls.resolve first: the decision where a request
+goes is made on the URL requests will send, and the bearer token is attached only when that is the configured
+API origin. Redirects are followed here, never by requests: once a redirect chain leaves the API origin it never
+carries the token again, and every hop but a loopback one must be https. Rate-limit headers count only from the
+API origin and are clamped (ratelimit.py). Nothing here puts the token, or any header, into an exception text.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from exportwatch.model import IntercomStatus, from_epoch
+from exportwatch.model import IntercomStatus, from_epoch, validate_job_id
+from exportwatch.ratelimit import RateGate, RateLimitWait, reset_from_headers
+from exportwatch.safetext import one_line
+from exportwatch.urls import Origin, UnsafeUrl, resolve, resolve_location
+
+__all__ = [
+    "ActiveJobExists",
+    "BadRequest",
+    "DownloadGone",
+    "ForeignOrigin",
+    "IntercomClient",
+    "IntercomError",
+    "MalformedResponse",
+    "Outcome",
+    "RateGate",
+    "RateLimited",
+    "StatusReport",
+    "TransientError",
+    "Unauthorized",
+    "parse_job",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +85,8 @@ class MalformedResponse(IntercomError):
 
 
 class ForeignOrigin(IntercomError):
-    """A download_url that is not on the API's own origin: the token is never sent there."""
+    """A download_url not on the API's own origin, or any URL exportwatch refuses (urls.UnsafeUrl, plain http
+    off loopback): nothing is fetched there with the token, and a refused download_url ends the job."""
 
 
 class DownloadGone(IntercomError):
@@ -106,18 +126,9 @@ class StatusReport:
     message: str = ""  # Intercom's error message, when there was one
 
 
-def origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) with default ports filled in, for same-origin comparison."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"https": 443, "http": 80}.get(scheme, 0)
-    return scheme, (parts.hostname or "").lower(), port
-
-
 def _clean(text: str, limit: int = 200) -> str:
     """One printable line, bounded: Intercom's messages end up in logs and notifications."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(flat.split())[:limit]
+    return one_line(text, limit)
 
 
 def parse_job(payload: object, expected_id: str | None = None, *, http_status: int = 200) -> StatusReport:
@@ -167,48 +178,16 @@ def _parse_expiry(raw: object) -> datetime | None:
     return from_epoch(seconds)
 
 
-class RateGate:
-    """Shared view of Intercom's rate-limit window, so concurrent workers stop before a 429, not after."""
+_OCTET = "application/octet-stream"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-    def __init__(self, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
-        self._lock = threading.Lock()
-        self._remaining: int | None = None
-        self._reset_at = 0.0
-        self._clock = clock
-        self._sleep = sleep
 
-    def observe(self, headers: Any) -> None:
-        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
-        try:
-            with self._lock:
-                if remaining is not None:
-                    self._remaining = int(remaining)
-                if reset is not None:
-                    self._reset_at = float(reset)
-        except ValueError:
-            log.warning("ignoring unparsable rate-limit headers")
-
-    def exhausted_until(self, reset_at: float) -> None:
-        with self._lock:
-            self._remaining, self._reset_at = 0, max(self._reset_at, reset_at)
-
-    def before_call(self, max_wait: float) -> None:
-        """Wait for the window to reset if it is spent and the wait is short; otherwise raise RateLimited."""
-        with self._lock:
-            if self._remaining is None or self._remaining > 0:
-                if self._remaining is not None:
-                    self._remaining -= 1
-                return
-            wait = self._reset_at - self._clock()
-        if wait <= 0:
-            with self._lock:
-                self._remaining = None
-            return
-        if wait > max_wait:
-            raise RateLimited(self._reset_at, "Intercom rate-limit window is spent")
-        self._sleep(wait)
-        with self._lock:
-            self._remaining = None
+@dataclass(frozen=True)
+class _Answer:
+    resp: requests.Response
+    origin: Origin
+    own: bool  # from the API origin: only then do its rate-limit headers count
+    authorized: bool  # the request carried the token (a 401 without it says nothing about the token)
 
 
 class IntercomClient:
@@ -223,15 +202,17 @@ class IntercomClient:
         max_rate_wait: float = 15.0,
         session: requests.Session | None = None,
         gate: RateGate | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.api_url = api_url.rstrip("/")
-        self._origin = origin(self.api_url)
+        self._origin = resolve(self.api_url, what="INTERCOM_API_URL").origin
         self._token = token
         self._version = version
         # Connect fast, read patiently: a status call is small, a download can stall between chunks.
         self._timeout = (min(5.0, timeout), timeout)
         self._max_rate_wait = max_rate_wait
-        self.gate = gate or RateGate()
+        self._clock = clock
+        self.gate = gate or RateGate(clock=clock)
         self.session = session or self._new_session(pool_size)
 
     @staticmethod
@@ -263,36 +244,64 @@ class IntercomClient:
         """Resolve the token now, so a missing or bad secret fails the cycle at once, before any job is touched."""
         self._token()
 
+    def job_url(self, job_id: str, kind: str = "export/content/data") -> str:
+        """An API URL for one job. The id is checked again (it may come from the table) and quoted."""
+        return f"{self.api_url}/{kind}/{quote(validate_job_id(job_id), safe='')}"
+
+    def download_url_for(self, job_id: str) -> str:
+        """Where Intercom documents the download when its job model gives no download_url."""
+        return self.job_url(job_id, "download/content/data")
+
     # -- requests -----------------------------------------------------------------------------------------
 
-    def _headers(self, accept: str, own_origin: bool) -> dict[str, str]:
+    def _headers(self, accept: str, with_token: bool) -> dict[str, str]:
         headers = {"Accept": accept, "User-Agent": USER_AGENT}
-        if own_origin:  # the token and Intercom's headers go to Intercom's own origin and nowhere else
+        if with_token:  # the token and Intercom's headers go to Intercom's own origin and nowhere else
             headers["Authorization"] = f"Bearer {self._token()}"
             headers["Intercom-Version"] = self._version
         return headers
 
-    def _send(self, method: str, url: str, *, accept: str = "application/json", **kw: Any) -> requests.Response:
-        own_origin = origin(url) == self._origin
-        if own_origin:  # Intercom's rate window counts only calls to Intercom (not a redirect's other host)
-            self.gate.before_call(self._max_rate_wait)
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        accept: str = "application/json",
+        token: bool = True,
+        what: str = "URL",
+        body: object = None,
+    ) -> _Answer:
+        """One request, decided on the URL requests will send. `token`: the caller allows it (it still goes only
+        to the API origin)."""
         try:
-            resp = self.session.request(
-                method,
-                url,
-                headers=self._headers(accept, own_origin),
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,  # JSON is then read with a size cap, downloads without buffering
-                **kw,
-            )
+            target = resolve(url, what=what)
+            if target.origin.scheme != "https" and not target.origin.is_loopback:
+                raise UnsafeUrl(f"{what} on {target.origin} is plain http (https is required off loopback)")
+        except UnsafeUrl as exc:
+            raise ForeignOrigin(f"{exc}: refusing to fetch it (the token is never sent there)") from None
+        own = target.origin == self._origin
+        request = requests.Request(
+            method,
+            target.url,
+            headers=self._headers(accept, with_token := token and own),
+            json=body,
+        )
+        prepared = self.session.prepare_request(request)
+        if resolve(prepared.url).origin != target.origin:  # cannot happen; if it ever does, send nothing
+            raise ForeignOrigin(f"{what} changed origin when prepared: refusing to fetch it")
+        if own:  # Intercom's rate window counts only calls to Intercom (not a redirect's other host)
+            try:
+                self.gate.before_call(self._max_rate_wait)
+            except RateLimitWait as wait:
+                raise RateLimited(wait.reset_at, "Intercom rate-limit window is spent") from None
+        try:
+            resp = self.session.send(prepared, timeout=self._timeout, allow_redirects=False, stream=True)
         except requests.RequestException as exc:
-            if _timed_out(exc):
-                raise TransientError(f"{method} {urlsplit(url).path}: Intercom did not answer in time") from None
-            raise TransientError(f"{method} {urlsplit(url).path}: {type(exc).__name__}") from None
-        if own_origin:
+            who = "Intercom" if own else f"the download host {target.origin}"
+            raise TransientError(f"{method} {_path(prepared.path_url)}: {_transport_problem(exc, who)}") from None
+        if own:
             self.gate.observe(resp.headers)
-        return resp
+        return _Answer(resp, target.origin, own, with_token)
 
     def _read_json(self, resp: requests.Response) -> object:
         try:
@@ -305,7 +314,7 @@ class IntercomClient:
             raise MalformedResponse(f"HTTP {resp.status_code} body is larger than {MAX_JSON_BYTES} bytes")
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise MalformedResponse(f"HTTP {resp.status_code} body is not JSON") from None
 
     def _error_text(self, resp: requests.Response, payload: object) -> str:
@@ -313,23 +322,31 @@ class IntercomClient:
             first = payload["errors"][0]
             if isinstance(first, dict):
                 code, message = first.get("code", ""), first.get("message", "")
-                return _clean(f"{code}: {message}" if message else str(code))
+                code = code if isinstance(code, str) else ""
+                message = message if isinstance(message, str) else ""
+                return _clean(f"{code}: {message}" if message else code) or f"HTTP {resp.status_code}"
         return f"HTTP {resp.status_code}"
 
-    def _raise_for_common(self, resp: requests.Response) -> None:
-        code = resp.status_code
+    def _raise_for_common(self, answer: _Answer) -> None:
+        code = answer.resp.status_code
+        if not answer.own:  # another host's answer never speaks for Intercom: a transient failure of this job
+            if code == 429:
+                raise TransientError(f"the download host {answer.origin} answered HTTP 429 (rate limited)")
+            return
+        if code == 401 and not answer.authorized:
+            raise TransientError(
+                "Intercom answered 401 to a download hop that left its origin (sent without the token)"
+            )
         if code == 401:
             raise Unauthorized("Intercom rejected the access token (401): check the INTERCOM_TOKEN_SECRET value")
         if code == 429:
-            raise RateLimited(self._reset_at(resp), "rate limited by Intercom (429)")
+            raise RateLimited(self._window_spent(answer.resp), "rate limited by Intercom (429)")
         if code >= 500:
             raise TransientError(f"Intercom answered HTTP {code}")
 
-    def _reset_at(self, resp: requests.Response) -> float:
-        try:
-            reset = float(resp.headers["X-RateLimit-Reset"])
-        except (KeyError, ValueError):
-            reset = time.time() + 10  # windows are 10 s long
+    def _window_spent(self, resp: requests.Response) -> float:
+        """A 429 from Intercom: when its window resets (clamped), told to the gate. Returns the reset time."""
+        reset = reset_from_headers(resp.headers, self._clock())
         self.gate.exhausted_until(reset)
         return reset
 
@@ -338,18 +355,21 @@ class IntercomClient:
 
     # -- API ----------------------------------------------------------------------------------------------
 
-    def _get(self, url: str, accept: str = "application/json") -> requests.Response:
-        """GET that waits out one 429 when its window resets soon (the gate sleeps, or raises RateLimited)."""
-        resp = self._send("GET", url, accept=accept)
-        if resp.status_code == 429:
-            self._reset_at(resp)
-            resp.close()
-            resp = self._send("GET", url, accept=accept)
-        return resp
+    def _get(self, url: str, accept: str = "application/json", *, token: bool = True, what: str = "URL") -> _Answer:
+        """GET that waits out one 429 from Intercom when its window resets soon (the gate sleeps, or raises
+        RateLimited). A 429 from any other host is that host's business: TransientError for this job only."""
+        answer = self._send("GET", url, accept=accept, token=token, what=what)
+        if answer.resp.status_code == 429:
+            answer.resp.close()
+            if not answer.own:
+                self._raise_for_common(answer)
+            self._window_spent(answer.resp)
+            answer = self._send("GET", url, accept=accept, token=token, what=what)
+        return answer
 
     def get_status(self, job_id: str) -> StatusReport:
-        resp = self._get(f"{self.api_url}/export/content/data/{job_id}")
-        code = resp.status_code
+        answer = self._get(self.job_url(job_id))
+        resp, code = answer.resp, answer.resp.status_code
         if code == 504 and self._is_json(resp):
             # Intercom documents a failed job (ran over 12 h) as a 504 whose JSON body says "failed".
             payload = self._read_json(resp)
@@ -367,16 +387,17 @@ class IntercomClient:
             )
         if code != 200:
             resp.close()
-            self._raise_for_common(resp)
+            self._raise_for_common(answer)
             raise TransientError(f"unexpected HTTP {code} from the status call")
         return parse_job(self._read_json(resp), job_id)
 
     def create(self, created_at_after: int, created_at_before: int) -> StatusReport:
-        resp = self._send(
+        answer = self._send(
             "POST",
             f"{self.api_url}/export/content/data",
-            json={"created_at_after": created_at_after, "created_at_before": created_at_before},
+            body={"created_at_after": created_at_after, "created_at_before": created_at_before},
         )
+        resp = answer.resp
         payload = self._read_json(resp) if self._is_json(resp) else None
         if resp.status_code == 429:
             text = self._error_text(resp, payload)
@@ -385,21 +406,24 @@ class IntercomClient:
                     "Intercom allows one active export job per workspace and one is still running: "
                     "wait for it to finish (exportwatch list) or cancel it"
                 )
-            self._raise_for_common(resp)
+            self._raise_for_common(answer)
         if resp.status_code == 400:
             raise BadRequest(f"Intercom refused the request: {self._error_text(resp, payload)}")
         if resp.status_code != 200:
-            self._raise_for_common(resp)
+            self._raise_for_common(answer)
             raise IntercomError(f"create answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
         return parse_job(payload)
 
     def cancel(self, job_id: str) -> StatusReport:
-        resp = self._send("POST", f"{self.api_url}/export/cancel/{job_id}")
+        answer = self._send("POST", self.job_url(job_id, "export/cancel"))
+        resp = answer.resp
         payload = self._read_json(resp) if self._is_json(resp) else None
         if resp.status_code == 404:
-            return StatusReport(job_id, "not_found", Outcome.NOT_FOUND, http_status=404)
+            return StatusReport(
+                job_id, "not_found", Outcome.NOT_FOUND, http_status=404, message=self._error_text(resp, payload)
+            )
         if resp.status_code != 200:
-            self._raise_for_common(resp)
+            self._raise_for_common(answer)
             raise IntercomError(f"cancel answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
         return parse_job(payload, job_id)
 
@@ -407,45 +431,83 @@ class IntercomClient:
     def download(self, url: str) -> Iterator[requests.Response]:
         """Open the export download as a stream. The caller reads `resp.raw` (exact bytes, no decoding).
 
-        Only a URL on the API's own origin is fetched with the token. A redirect to another origin is
-        followed without any credentials (like a presigned URL), never with them.
+        Only a download_url on the API's own origin is fetched, with the token. A redirect to another origin is
+        followed without any credentials (like a presigned URL), and no later hop gets them back. A URL that
+        urls.resolve refuses, here or in a Location, raises ForeignOrigin before anything is sent there.
         """
-        if origin(url) != self._origin:
+        try:
+            target = resolve(url, what="download_url")
+        except UnsafeUrl as exc:
+            raise ForeignOrigin(f"{exc}: refusing to fetch it (the token is never sent there)") from None
+        if target.origin != self._origin:
             raise ForeignOrigin(
-                f"download_url is on {_describe_origin(url)}, not the Intercom API origin "
-                f"{_describe_origin(self.api_url)}: refusing to send the token there"
+                f"download_url is on {target.origin}, not the Intercom API origin {self._origin}: "
+                "refusing to send the token there"
             )
-        resp = self._get(url, accept="application/octet-stream")
+        current, token = target.url, True
+        answer = self._get(current, _OCTET, what="download_url")
         try:
             for _ in range(MAX_REDIRECTS):
-                if resp.status_code not in (301, 302, 303, 307, 308) or "Location" not in resp.headers:
+                if answer.resp.status_code not in _REDIRECTS or "Location" not in answer.resp.headers:
                     break
-                target = urljoin(url, resp.headers["Location"])
-                resp.close()
-                if urlsplit(target).scheme not in ("http", "https"):
-                    raise TransientError("download redirected to a non-http location")
-                log.info("download redirected to %s", _describe_origin(target))
-                url = target
-                resp = self._get(url, accept="application/octet-stream")
+                answer.resp.close()
+                try:
+                    hop = resolve_location(current, answer.resp.headers["Location"])
+                except UnsafeUrl as exc:
+                    raise ForeignOrigin(f"the download redirected to a URL exportwatch refuses: {exc}") from None
+                token = token and hop.origin == self._origin  # once off Intercom's origin, never the token again
+                log.info("download redirected to %s", hop.origin)
+                current = hop.url
+                answer = self._get(current, _OCTET, token=token, what="redirect Location")
+            resp = answer.resp
             if resp.status_code in (404, 410):
                 raise DownloadGone(f"the download answered HTTP {resp.status_code}: the file is gone")
             if resp.status_code != 200:
-                self._raise_for_common(resp)
+                self._raise_for_common(answer)
                 raise TransientError(f"the download answered HTTP {resp.status_code}")
             yield resp
         finally:
-            resp.close()
+            answer.resp.close()
 
 
-def _timed_out(exc: requests.RequestException) -> bool:
-    """A timeout, however requests reports it: with read retries at 0, urllib3 wraps a read timeout in
-    MaxRetryError and requests turns that into a ConnectionError, not a Timeout."""
-    if isinstance(exc, requests.Timeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, urllib3.exceptions.TimeoutError)
+def _path(path_url: str) -> str:
+    """The request's path without its query, for an error text (a presigned query carries a signature)."""
+    return one_line(path_url.split("?", 1)[0], 200)
 
 
-def _describe_origin(url: str) -> str:
-    scheme, host, port = origin(url)
-    return f"{scheme}://{_clean(host, 100)}:{port}"
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps (args, urllib3's `reason`, __cause__, __context__), each once."""
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo and len(seen) < 32:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [a for a in current.args if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            inner.append(reason)
+        inner += [e for e in (current.__cause__, current.__context__) if e is not None]
+        todo.extend(inner)
+
+
+def _transport_problem(exc: requests.RequestException, who: str) -> str:
+    """What went wrong on the wire, in words: refused and timed out are different problems with different fixes.
+
+    Checked in this order because urllib3's NewConnectionError (a refused connection) subclasses its
+    ConnectTimeoutError, and with read retries at 0 a read timeout arrives wrapped in a ConnectionError.
+    """
+    chain = list(_causes(exc))
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return f"{who} refused the connection (nothing listens there)"
+    if any(isinstance(e, urllib3.exceptions.NameResolutionError) for e in chain):
+        return f"{who}: the host name does not resolve"
+    if any(isinstance(e, requests.exceptions.SSLError | urllib3.exceptions.SSLError) for e in chain):
+        return f"{who}: the TLS handshake failed"
+    if any(isinstance(e, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError) for e in chain):
+        return f"{who} did not answer in time"
+    if any(isinstance(e, ConnectionResetError | urllib3.exceptions.ProtocolError) for e in chain):
+        return f"{who} broke off the connection"
+    return f"{who}: {type(exc).__name__}"

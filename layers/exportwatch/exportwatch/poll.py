@@ -20,6 +20,11 @@ them due (and again next cycle if that publish fails; the job is due anyway):
                                                                                   (recorded as warned_stuck_at)
 
 Warnings never change the job's state: its outcome is notified later as for any other job.
+
+Bounds, whatever Intercom or another host answers: a job's next check is never more than MAX_CHECK_DELAY_MINUTES
+away (a rate-limit reset is also clamped to ratelimit.MAX_RESET_SECONDS), so the stuck and expiring warnings and
+the alarms still fire. A row whose id is not a valid Intercom job id (the rule `track` applies) is never sent
+to Intercom: it is logged and counted once (action "invalid") and taken out of the due index.
 """
 
 from __future__ import annotations
@@ -38,7 +43,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from exportwatch.archive import CopySettings, copy_to_s3
+import boto3.exceptions
+import botocore.exceptions
+import requests
+import urllib3.exceptions
+
+from exportwatch.archive import CopySettings, IncompleteDownload, MalformedDownload, announced_length, copy_to_s3
 from exportwatch.config import Settings
 from exportwatch.intercom import (
     DownloadGone,
@@ -51,15 +61,41 @@ from exportwatch.intercom import (
     TransientError,
     Unauthorized,
 )
-from exportwatch.model import Event, IntercomStatus, Job, JobState, from_epoch, iso, parse_iso
+from exportwatch.model import (
+    Event,
+    IntercomStatus,
+    InvalidJobId,
+    Job,
+    JobState,
+    from_epoch,
+    iso,
+    parse_iso,
+    validate_job_id,
+)
 from exportwatch.notifier import Notification, Notifier, notification_for, warning_for
 from exportwatch.observability import job_context
+from exportwatch.safetext import one_line
 from exportwatch.store import JobStore, LeaseLost
 
 log = logging.getLogger(__name__)
 
 _RUNNING = frozenset({IntercomStatus.PENDING.value, IntercomStatus.IN_PROGRESS.value})
 _FINISHED_OK = frozenset({IntercomStatus.COMPLETED.value, IntercomStatus.COMPLETE.value})
+
+# Failures a cycle expects now and then (a broken download, an HTTP or AWS error): logged as one line and retried.
+# Anything else is a bug and is logged with its traceback.
+_EXPECTED_FAILURES: tuple[type[BaseException], ...] = (
+    TransientError,
+    MalformedResponse,
+    IncompleteDownload,
+    MalformedDownload,
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+    boto3.exceptions.Boto3Error,
+    OSError,
+)
 
 _FINAL_FOR: dict[Outcome, tuple[JobState, str]] = {
     Outcome.FAILED: (
@@ -88,7 +124,7 @@ class Poller:
 @dataclass
 class JobResult:
     job_identifier: str
-    action: str  # checked | copied | notified | warned | retry | deferred | skipped | error
+    action: str  # checked | copied | notified | warned | retry | deferred | skipped | invalid | error
     state: str = ""
     intercom_status: str | None = None
     event: str | None = None  # the outcome notification published this cycle
@@ -190,8 +226,9 @@ class _Cycle:
         return False
 
     def run(self) -> CycleSummary:
-        ids = self.p.store.due_ids(self._due_by(self.p.clock()))
-        self.summary.due = len(ids)
+        due = self.p.store.due_ids(self._due_by(self.p.clock()))
+        self.summary.due = len(due)
+        ids = [job_id for job_id in due if self._valid_row(job_id)]
         if not ids:
             return self.summary
         self.p.intercom.ensure_token()  # a bad secret is a ConfigError for the whole cycle, not per job
@@ -207,6 +244,19 @@ class _Cycle:
                 self.summary.results.extend(f.result() for f in done)
         self.summary.left_for_next_cycle = len(queue)
         return self.summary
+
+    def _valid_row(self, job_id: str) -> bool:
+        """An id read back from the table passes the rule `track` applies, or the row is set aside once."""
+        try:
+            validate_job_id(job_id)
+        except InvalidJobId as exc:
+            shown = one_line(repr(job_id), 80)
+            reason = one_line(str(exc), 200)
+            if self.p.store.quarantine(job_id, reason, int(self.p.clock())):
+                log.error("job row %s is not a valid Intercom job id (%s): taken out of the due index", shown, reason)
+                self.summary.results.append(JobResult(shown, "invalid", detail=reason))
+            return False
+        return True
 
     # -- one job ------------------------------------------------------------------------------------------
 
@@ -284,17 +334,17 @@ class _Cycle:
         if expires is not None and expires.timestamp() <= now:
             self._finalize(job, JobState.EXPIRED, f"Intercom's copy expired at {iso(expires)} before it was copied")
             return
-        url = report.download_url or f"{self.p.intercom.api_url}/download/content/data/{job.job_identifier}"
+        url = report.download_url or self.p.intercom.download_url_for(job.job_identifier)
         try:
             with self.p.intercom.download(url) as resp:
-                length = resp.headers.get("Content-Length")
+                length = announced_length(resp.headers.get("Content-Length"), self.p.copy_settings.max_bytes)
                 copied = copy_to_s3(
                     self.p.s3,
                     resp.raw,
                     bucket=self.s.export_bucket,
                     prefix=self.s.export_prefix,
                     job_id=job.job_identifier,
-                    expected_length=int(length) if length and length.isdigit() else None,
+                    expected_length=length,
                     settings=self.p.copy_settings,
                 )
         except ForeignOrigin as exc:
@@ -324,18 +374,20 @@ class _Cycle:
         job.last_error = f"{step}: {text}"
         result.action, result.detail = "retry", job.last_error
         if isinstance(exc, RateLimited):
-            # Never a failure: wait for Intercom's window to reset, and stop starting more work this cycle.
+            # Never a failure: wait for Intercom's window to reset (clamped by the client, and never past the
+            # longest check delay), and stop starting more work this cycle.
             job.attempts = max(0, job.attempts - 1)
-            job.next_check_at = math.ceil(exc.reset_at)
+            latest = int(self.p.clock() + self.s.max_check_delay_seconds)
+            job.next_check_at = min(math.ceil(exc.reset_at), latest)
             result.action = "deferred"
-            self._stop(f"rate limited by Intercom until {iso(from_epoch(exc.reset_at))}")
+            self._stop(f"rate limited by Intercom until {iso(from_epoch(job.next_check_at))}")
             return
         if isinstance(exc, Unauthorized):
             self._stop("Intercom rejected the token (401)")
             log.error("job %s: %s", job.job_identifier, text)
-        elif isinstance(exc, TransientError | MalformedResponse):
+        elif isinstance(exc, _EXPECTED_FAILURES):
             log.warning("job %s: %s failed, will retry: %s", job.job_identifier, step, text)
-        else:
+        else:  # a bug, not weather: keep the traceback
             log.warning("job %s: %s failed, will retry: %s", job.job_identifier, step, text, exc_info=exc)
         self._schedule(job, self.s.poll_interval_seconds)
 
@@ -433,7 +485,7 @@ class _Cycle:
                 result.uncopied_seconds = max(0, int(now - seen.timestamp()))
 
     def _schedule(self, job: Job, delay: float) -> None:
-        job.next_check_at = int(self.p.clock() + delay)
+        job.next_check_at = int(self.p.clock() + min(delay, self.s.max_check_delay_seconds))
 
     def _running_delay(self, job: Job, now: float) -> float:
         """Check young jobs every cycle; back off to a tenth of the job's age, capped (most finish in minutes)."""
@@ -451,5 +503,4 @@ def _epoch(value: str | None, default: float) -> float:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:300]
+    return one_line(str(exc) or type(exc).__name__, 300)

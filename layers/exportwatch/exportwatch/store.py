@@ -174,6 +174,23 @@ class JobStore:
             if not _conditional(exc):
                 raise
 
+    def quarantine(self, job_id: str, reason: str, now: int) -> bool:
+        """Take a row out of the due index for good (its id is unusable), recording why. True if this call did it:
+        the caller logs and counts the row once, even with several pollers at work."""
+        try:
+            self._db.update_item(
+                TableName=self.table,
+                Key=_key(job_id),
+                UpdateExpression="REMOVE due_shard SET quarantined_at = :now, quarantine_reason = :why",
+                ConditionExpression="attribute_exists(due_shard)",
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":why": {"S": reason}},
+            )
+        except ClientError as exc:
+            if _conditional(exc):
+                return False
+            raise
+        return True
+
     def scan_all(self) -> Iterator[Job]:
         """Every tracked job, for `exportwatch list` (an operator command, not the poll path)."""
         kwargs: dict[str, Any] = {"TableName": self.table}
