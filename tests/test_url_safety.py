@@ -24,6 +24,7 @@ from exportwatch.emulator import IntercomEmulator
 from exportwatch.intercom import ForeignOrigin, IntercomClient
 from exportwatch.localstack import LocalStack, aws_client, receive_notifications
 from exportwatch.model import Job, JobState, iso, utcnow
+from exportwatch.observability import cycle_metrics
 from exportwatch.poll import Poller, run_cycle
 from exportwatch.ratelimit import MAX_RESET_SECONDS
 from exportwatch.urls import UnsafeUrl, resolve
@@ -380,6 +381,8 @@ def test_a_bad_id_in_the_table_is_skipped_once_and_never_sent_to_intercom(
 
     assert sorted(r.action for r in first.results) == ["copied"] + ["invalid"] * len(bad_ids)
     assert [r.action for r in second.results] == []  # counted once: the rows left the due index
+    assert ("InvalidJobRows", "Count", len(bad_ids)) in cycle_metrics(first)
+    assert ("InvalidJobRows", "Count", 0) in cycle_metrics(second)
     assert all("\t" not in r.job_identifier for r in first.results)
     paths = [r.path for r in emulator.requests]
     assert all(good in p for p in paths), paths  # Intercom only ever heard about the valid job

@@ -11,6 +11,7 @@ Metrics (EMF via Powertools Metrics, namespace `exportwatch`, dimension `service
 | metric | unit | what |
 |---|---|---|
 | `JobsDue`, `JobsChecked`, `JobsLeftForNextCycle`, `JobErrors` | Count | the cycle's work |
+| `InvalidJobRows` | Count | rows whose id is not a valid Intercom job id, taken out of the due index (each once) |
 | `Export_<event>` (e.g. `Export_completed`, `Export_stuck`) | Count | notifications published, per event |
 | `BytesCopied` | Bytes | copied to S3 this cycle |
 | `CopySeconds` | Seconds | one value per copy |
@@ -80,6 +81,7 @@ def cycle_metrics(summary: CycleSummary) -> list[tuple[str, str, float]]:
     points.append(("BytesCopied", "Bytes", sum(r.bytes_copied for r in copied)))
     points.extend(("CopySeconds", "Seconds", r.copy_seconds) for r in copied)
     points.append(("JobErrors", "Count", summary.actions.get("error", 0)))
+    points.append(("InvalidJobRows", "Count", summary.actions.get("invalid", 0)))
     pending = [r.pending_seconds for r in summary.results if r.pending_seconds is not None]
     if pending:
         points.append(("OldestPendingAge", "Seconds", max(pending)))
