@@ -85,7 +85,14 @@ def cmd_copy(args: argparse.Namespace) -> None:
     summary = run_cycle(poller, all_jobs=True)
     seconds = time.perf_counter() - started
     results = summary.results
-    ok = len(results) == 1 and results[0].event == "export.completed" and results[0].bytes_copied == args.size
+    if args.lying:  # the Content-Length promised more than the body: the whole body streams, then the copy is refused
+        ok = (
+            len(results) == 1
+            and results[0].action == "retry"
+            and ("ended after" in results[0].detail or "broke off" in results[0].detail)
+        )
+    else:
+        ok = len(results) == 1 and results[0].event == "export.completed" and results[0].bytes_copied == args.size
     emit(
         ok=ok,
         seconds=seconds,
@@ -343,6 +350,7 @@ def main() -> None:
     parser.add_argument("--part-mib", type=int, default=0, help="0: the package's default CopySettings")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--chunks", type=int, default=0, help="max_in_memory_upload_chunks (0: s3transfer's 10)")
+    parser.add_argument("--lying", action="store_true", help="copy: the job's Content-Length is a lie (expect a retry)")
     parser.add_argument("--tables", default="")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=10)

@@ -35,6 +35,9 @@ THROUGHPUT_TARGET = 0.8  # of the limit, at 100 MB and above
 TARGET_MIN_SIZE = 100 * MB
 SWEEP_PARTS_MIB = (8, 16, 32)
 SWEEP_CONCURRENCY = (2, 4, 8)
+# A Content-Length that lies (far more than the body, under the copy's cap): memory must stay where an honest
+# copy's is, because part size and read-ahead come from CopySettings only.
+LYING_CONTENT_LENGTH = 64 * 1024**3
 NEAR_BEST = 0.75  # sweep: settings within this fraction of the best throughput count as equally fast
 
 
@@ -80,6 +83,7 @@ class SizeResult:
     shipped: list[Sample] = field(default_factory=list)
     naive: list[Sample] = field(default_factory=list)
     proposed: list[Sample] = field(default_factory=list)
+    lying: list[Sample] = field(default_factory=list)  # the shipped copy, told LYING_CONTENT_LENGTH
     moto_rss_after_mb: float = 0.0
 
     def mbps(self, samples: list[Sample]) -> float:
@@ -193,14 +197,16 @@ class CopyBench:
         empty_bucket(self.s3, self.stack.bucket)
         return sample
 
-    def exportwatch(self, size: int, settings: CopyChoice | None) -> Sample:
+    def exportwatch(self, size: int, settings: CopyChoice | None, *, lying: bool = False) -> Sample:
         """One poll cycle in a fresh process on a freshly tracked completed job of `size` bytes."""
         from exportwatch.model import Job, iso, utcnow
 
-        job_id = self.emulator.add_job(steps=["completed"], size_bytes=size)
+        options = {"content_length": LYING_CONTENT_LENGTH} if lying else {}
+        job_id = self.emulator.add_job(steps=["completed"], size_bytes=size, **options)
         self.store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=0))
         meter = _Meter(self.rig)
-        result = run_child("copy", ["--size", str(size), *(settings.args() if settings else [])], self.env)
+        args = ["--size", str(size), *(settings.args() if settings else []), *(["--lying"] if lying else [])]
+        result = run_child("copy", args, self.env)
         if not result["ok"]:
             raise RuntimeError(f"exportwatch copy of {size} bytes did not complete: {result['detail']}")
         sample = meter.sample(result)
@@ -231,6 +237,7 @@ class CopyBench:
                 out.upload_default.append(self._run("upload", up))
                 out.upload_tuned.append(self._run("upload", [*up, *tuned]))
                 out.shipped.append(self.exportwatch(size, None))
+                out.lying.append(self.exportwatch(size, None, lying=True))
                 if proposed is not None:
                     out.proposed.append(self.exportwatch(size, proposed))
                 naive = ["--url", url, "--token", token, "--bucket", bucket, "--key", "naive"]

@@ -104,6 +104,22 @@ def copy_checks(c: copy_speed.CopyReport) -> list[Check]:
                     cause,
                 )
             )
+    for r in c.sizes:  # a lying Content-Length must not size memory
+        honest, lying = r.peak(r.shipped), r.peak(r.lying)
+        if r.lying:
+            out.append(
+                Check(
+                    "copy",
+                    f"peak RSS at {size_label(r.size)}, Content-Length lying "
+                    f"({copy_speed.LYING_CONTENT_LENGTH / 1024**3:.0f} GiB) vs honest",
+                    f"{lying:.0f} MB",
+                    f"{honest:.0f} MB",
+                    lying / honest,
+                    f"<= honest + {copy_speed.MEMORY_ALLOWANCE_MB:.0f} MB",
+                    lying - honest <= copy_speed.MEMORY_ALLOWANCE_MB,
+                    "" if lying - honest <= copy_speed.MEMORY_ALLOWANCE_MB else "a header sized the parts or buffers",
+                )
+            )
     for r in c.sizes:
         out.append(
             Check(
