@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exportwatch.config import ConfigError, Settings
+from exportwatch.config import ConfigError, Settings, region_from_env
 
 BASE = {
     "JOBS_TABLE": "exportwatch-jobs",
@@ -263,6 +263,69 @@ def test_bad_prefixes_name_the_variable(raw: str) -> None:
     config_error("EXPORT_PREFIX", EXPORT_PREFIX=raw)
 
 
-def test_first_bad_variable_wins_and_the_error_is_a_value_error() -> None:
-    err = config_error("JOBS_TABLE", JOBS_TABLE="x", EXPORT_BUCKET="X")
+# -- every problem in one error ---------------------------------------------------------------------------
+
+
+def test_every_missing_variable_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({})
+    err = info.value
     assert isinstance(err, ValueError)
+    assert err.variable == "JOBS_TABLE"  # the first one, for callers that name one variable
+    assert str(err).splitlines() == [f"{name}: is not set" for name in REQUIRED]
+    assert err.lines == str(err).splitlines()
+    assert [variable for variable, _ in err.problems] == list(REQUIRED)
+
+
+def test_missing_and_malformed_values_are_reported_together_in_reading_order() -> None:
+    env = {
+        "EXPORT_BUCKET": "X",
+        "NOTIFY_TOPIC_ARN": BASE["NOTIFY_TOPIC_ARN"],
+        "INTERCOM_API_URL": "http://api.intercom.io",
+        "POLL_CONCURRENCY": "0",
+        "EXPORT_PREFIX": "../x",
+    }
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    lines = str(info.value).splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "JOBS_TABLE",
+        "EXPORT_BUCKET",
+        "INTERCOM_TOKEN_SECRET",
+        "INTERCOM_API_URL",
+        "EXPORT_PREFIX",
+        "POLL_CONCURRENCY",
+    ]
+    # Each line is the text the variable's own check gives when it is the only problem.
+    for line in lines:
+        variable = line.split(":", 1)[0]
+        alone = {**BASE, variable: env.get(variable, "")}
+        with pytest.raises(ConfigError) as single:
+            Settings.from_env(alone)
+        assert str(single.value) == line
+
+
+def test_combine_keeps_order_and_drops_repeats() -> None:
+    a, b = ConfigError("A_VAR", "is not set"), ConfigError("B_VAR", "is bad")
+    combined = ConfigError.combine([a, b, ConfigError.combine([b])])
+    assert str(combined) == "A_VAR: is not set\nB_VAR: is bad"
+    assert combined.variable == "A_VAR"
+    with pytest.raises(ValueError, match="no configuration problems"):
+        ConfigError.combine([])
+
+
+# -- AWS region -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"AWS_REGION": "eu-west-1"}, ("AWS_REGION", "eu-west-1")),
+        ({"AWS_DEFAULT_REGION": "us-east-2"}, ("AWS_DEFAULT_REGION", "us-east-2")),
+        ({"AWS_DEFAULT_REGION": "us-east-2", "AWS_REGION": "eu-west-1"}, ("AWS_DEFAULT_REGION", "us-east-2")),
+        ({"AWS_DEFAULT_REGION": " ", "AWS_REGION": " eu-west-1 "}, ("AWS_REGION", "eu-west-1")),
+        ({}, None),
+    ],
+)
+def test_region_from_env(env: dict[str, str], expected: tuple[str, str] | None) -> None:
+    assert region_from_env(env) == expected

@@ -1,7 +1,15 @@
 """The `exportwatch` command line. Same configuration and code path as the Lambda.
 
-Exit codes (a contract for scripts): 0 success; 1 the operation failed (Intercom or AWS refused or broke);
-2 bad input (arguments, job id, configuration), nothing was written.
+Exit codes (a contract for scripts):
+  0  success.
+  1  the operation failed: Intercom or AWS refused or broke (a refused connection, a timeout, an HTTP error), a
+     job cannot be cancelled (already finished, or unknown to Intercom), or `poll` could not copy or notify
+     because the bucket or topic its variable names does not exist.
+  2  bad input, nothing was written: arguments, a job id, or configuration (every missing or bad variable, one
+     line each; no AWS region; a table, bucket, topic or secret that does not exist, named by its variable).
+130 interrupted (Ctrl-C).
+
+Errors are one line each on stderr and never a traceback, except with --debug or LOG_LEVEL=DEBUG.
 """
 
 from __future__ import annotations
@@ -9,20 +17,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from datetime import time as dtime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from exportwatch.config import ConfigError, Settings
 from exportwatch.intercom import ActiveJobExists, IntercomError
 from exportwatch.model import InvalidJobId, Job, human_size, iso, utcnow, validate_job_id
+from exportwatch.safetext import one_line
 
 if TYPE_CHECKING:
-    from exportwatch.poll import JobResult
+    from exportwatch.intercom import StatusReport
+    from exportwatch.poll import CycleSummary, JobResult
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEBUG_HINT = "run with --debug or LOG_LEVEL=DEBUG to see the traceback"
+_JOB_ID_COMMANDS = ("track", "cancel")
 
 
 class UsageError(Exception):
@@ -39,6 +55,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="exportwatch", description="Watch Intercom data export jobs; copy finished exports to S3.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log progress to stderr (-vv: debug)")
+    parser.add_argument("--debug", action="store_true", help="debug logs and Python tracebacks (also: LOG_LEVEL=DEBUG)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("track", help="watch an existing Intercom export job")
@@ -60,32 +77,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run everything locally: moto server + Intercom emulator, no AWS account")
     p.add_argument("--template", help="path to template.yaml (default: ./template.yaml)")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="then keep the local stack running and print the `export` lines to use it from another shell",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(COMMANDS[args.command](args))
-    except (UsageError, InvalidJobId, ConfigError) as exc:
+        _check_dash_job_id(args_list)
+    except InvalidJobId as exc:
         return _fail(EXIT_USAGE, str(exc))
-    except ActiveJobExists as exc:
-        return _fail(EXIT_FAILED, str(exc))
-    except IntercomError as exc:
-        return _fail(EXIT_FAILED, f"Intercom: {exc}")
-    except KeyboardInterrupt:
-        return _fail(130, "interrupted")
-    except Exception as exc:  # AWS errors and the unexpected: one line, no traceback unless -v
-        if args.verbose:
-            logging.exception("failed")
-        return _fail(EXIT_FAILED, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+    args = build_parser().parse_args(args_list)
+    level, debug = _log_level(args)
+    with _logging(level, debug):
+        try:
+            return int(COMMANDS[args.command](args))
+        except ConfigError as exc:
+            for line in exc.lines:  # every problem at once, one line each
+                _fail(EXIT_USAGE, line)
+            return EXIT_USAGE
+        except (UsageError, InvalidJobId) as exc:
+            return _fail(EXIT_USAGE, str(exc))
+        except ActiveJobExists as exc:
+            return _fail(EXIT_FAILED, str(exc))
+        except IntercomError as exc:
+            return _fail(EXIT_FAILED, f"Intercom: {exc}")
+        except KeyboardInterrupt:
+            return _fail(EXIT_INTERRUPTED, "interrupted")
+        except BrokenPipeError:  # `exportwatch list | head`: the reader left, which is not an error
+            _silence_stdout()
+            return EXIT_OK
+        except Exception as exc:
+            known = _aws_error(exc)
+            if known is not None:
+                return _fail(*known)
+            # The unexpected: one line and how to see more; the traceback only when asked for.
+            if debug:
+                traceback.print_exc(file=sys.stderr)
+            text = f"{type(exc).__name__}: {one_line(str(exc), 300)}"
+            return _fail(EXIT_FAILED, text if debug else f"{text} ({DEBUG_HINT})")
 
 
 def _fail(code: int, message: str) -> int:
@@ -93,14 +127,213 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+def _check_dash_job_id(argv: list[str]) -> None:
+    """`track -abc`: argparse reads "-abc" as an option and would say "unrecognized arguments" or "JOB_ID is
+    required". When the only thing after track/cancel looks like an option, it is the job id: say which rule
+    it breaks (model.validate_job_id is the one rule)."""
+    command_at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if command_at is None or argv[command_at] not in _JOB_ID_COMMANDS:
+        return
+    rest = argv[command_at + 1 :]
+    if any(a in ("-h", "--help") for a in rest) or "--" in rest:
+        return  # help wins; after "--" argparse passes the id on and the command validates it
+    dashed = [a for a in rest if a.startswith("-")]
+    if dashed and len(dashed) == len(rest):
+        validate_job_id(dashed[0])
+
+
+# -- logging ----------------------------------------------------------------------------------------------
+
+
+def _log_level(args: argparse.Namespace) -> tuple[int, bool]:
+    """(level, debug). Debug (tracebacks in logs and errors): --debug, -vv, or LOG_LEVEL=DEBUG."""
+    from_env = logging.getLevelNamesMapping().get(os.environ.get("LOG_LEVEL", "").strip().upper(), logging.WARNING)
+    level = min(from_env, [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)])
+    if args.debug:
+        level = logging.DEBUG
+    return level, level <= logging.DEBUG
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever sys.stderr is at the time (the demo and tests swap it), not the one seen at setup."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """A log line is one line: no traceback (the poll cycle logs expected retries with exc_info, e.g. a
+    download that breaks off). An error logged with a traceback says how to see it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            text = one_line(super().format(record), 2000)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+        if saved[0] and record.levelno >= logging.ERROR:
+            text += f" ({DEBUG_HINT})"
+        return text
+
+
+_logging_depth = 0  # the demo runs commands through main(): the outermost call's logging settings hold
+
+
+@contextmanager
+def _logging(level: int, debug: bool) -> Iterator[None]:
+    global _logging_depth
+    root = logging.getLogger()
+    if _logging_depth:
+        _logging_depth += 1
+        try:
+            yield
+        finally:
+            _logging_depth -= 1
+        return
+    handler = _StderrHandler()
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if debug else _OneLineFormatter(fmt))
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("botocore", "boto3", "s3transfer", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 logs each connection retry as a WARNING: a retry is normal, and its outcome is reported anyway.
+    logging.getLogger("urllib3").setLevel(logging.WARNING if debug else logging.ERROR)
+    _logging_depth = 1
+    try:
+        yield
+    finally:
+        _logging_depth = 0
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's exit-time flush would fail on the closed pipe again
+    except (OSError, ValueError):
+        pass
+
+
+# -- AWS errors that mean a wrong setting -----------------------------------------------------------------
+
+# ClientError code -> the variable that names the resource and what it is. ResourceNotFoundException is
+# DynamoDB's and Secrets Manager's; the operation tells them apart.
+_SECRET_OPERATIONS = frozenset({"GetSecretValue", "DescribeSecret"})
+_RESOURCES = {
+    "JOBS_TABLE": "DynamoDB table",
+    "EXPORT_BUCKET": "S3 bucket",
+    "NOTIFY_TOPIC_ARN": "SNS topic",
+    "INTERCOM_TOKEN_SECRET": "secret",
+}
+
+
+def _missing_variable(code: str, operation: str) -> str | None:
+    if code == "ResourceNotFoundException":
+        return "INTERCOM_TOKEN_SECRET" if operation in _SECRET_OPERATIONS else "JOBS_TABLE"
+    if code == "NoSuchBucket":
+        return "EXPORT_BUCKET"
+    if code in ("NotFound", "NotFoundException") and operation in ("Publish", "GetTopicAttributes"):
+        return "NOTIFY_TOPIC_ARN"
+    return None
+
+
+def _missing_text(variable: str, code: str) -> str:
+    """'<VARIABLE>: <what> <value> does not exist in <region> (<code>)': one line naming the variable."""
+    value = os.environ.get(variable, "").strip()
+    # The secret's id is echoed only when it is plainly an ARN: a token pasted into the variable must not be.
+    shown = repr(value) if value and (variable != "INTERCOM_TOKEN_SECRET" or value.startswith("arn:")) else ""
+    what = " ".join(p for p in (_RESOURCES[variable], shown) if p)
+    return f"{variable}: {what} does not exist{_in_region()} ({code}); check the name and the region"
+
+
+def _in_region() -> str:
+    try:
+        from exportwatch.wiring import aws_region
+
+        region = aws_region()
+    except Exception:
+        return ""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    return f" in {region}" + (f" at {one_line(endpoint, 80)}" if endpoint else "")
+
+
+def _aws_error(exc: Exception) -> tuple[int, str] | None:
+    """(exit code, one line) for AWS errors that have a plain meaning; None for anything else."""
+    try:
+        from botocore import exceptions as bce
+    except ImportError:  # pragma: no cover - botocore comes with boto3, a dependency
+        return None
+    if isinstance(exc, bce.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        variable = _missing_variable(code, exc.operation_name)
+        if variable is not None:
+            return EXIT_USAGE, _missing_text(variable, code)
+        return EXIT_FAILED, f"AWS {exc.operation_name}: {code}: {one_line(str(error.get('Message', '')), 200)}"
+    if isinstance(exc, bce.NoRegionError):  # wiring.aws_region prevents it; kept for clients made elsewhere
+        return EXIT_USAGE, "AWS_DEFAULT_REGION: is not set, nor AWS_REGION (e.g. us-east-1)"
+    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError | bce.ProfileNotFound):
+        fix = "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        return EXIT_USAGE, f"AWS credentials: {one_line(str(exc), 200)} ({fix})"
+    if isinstance(exc, bce.ConnectTimeoutError | bce.ReadTimeoutError):
+        return EXIT_FAILED, f"AWS did not answer in time ({one_line(str(exc), 200)})"
+    if isinstance(exc, bce.EndpointConnectionError):
+        why = "connection refused" if _refused(exc) else "could not connect"
+        return EXIT_FAILED, f"AWS: {why}: {one_line(str(exc), 200)}"
+    return None
+
+
+def _refused(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or "Connection refused" in str(current):
+            return True
+        kwargs = getattr(current, "kwargs", None)
+        inner = kwargs.get("error") if isinstance(kwargs, dict) else None
+        stack.extend([current.__cause__, current.__context__, inner if isinstance(inner, BaseException) else None])
+    return False
+
+
 # -- commands ---------------------------------------------------------------------------------------------
+
+
+def _settings() -> Settings:
+    """Settings and the AWS region, with every problem of both in one ConfigError."""
+    from exportwatch.wiring import aws_region
+
+    errors: list[ConfigError] = []
+    settings: Settings | None = None
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        errors.append(exc)
+    try:
+        aws_region()
+    except ConfigError as exc:
+        errors.append(exc)
+    if errors or settings is None:
+        raise ConfigError.combine(errors)
+    return settings
 
 
 def cmd_track(args: argparse.Namespace) -> int:
     job_id = validate_job_id(args.job_id)  # before anything else: bad input writes nothing
     from exportwatch.wiring import build_store
 
-    store = build_store(Settings.from_env())
+    store = build_store(_settings())
     if store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=0)):
         print(f"tracking {job_id}: the next poll checks it")
     else:
@@ -119,11 +352,15 @@ def cmd_start(args: argparse.Namespace) -> int:
         raise UsageError(f"--since ({iso(since)}) is after --until ({iso(until)})")
     if since > utcnow():
         raise UsageError(f"--since ({iso(since)}) is in the future")
+    from exportwatch.store import JobStore
     from exportwatch.wiring import aws_clients, build_intercom
 
-    settings = Settings.from_env()
+    settings = _settings()
     clients = aws_clients()
     store_db = clients["dynamodb"]
+    # The table is read before Intercom is asked: a wrong JOBS_TABLE must not leave an untracked export
+    # holding the workspace's one active job.
+    JobStore(store_db, settings.jobs_table).get("exportwatch-preflight")
     intercom = build_intercom(settings, clients["secretsmanager"])
     intercom.ensure_token()
     report = intercom.create(int(since.timestamp()), int(until.timestamp()))
@@ -140,16 +377,16 @@ def cmd_start(args: argparse.Namespace) -> int:
         created_at_after=iso(since),
         created_at_before=iso(until),
     )
-    from exportwatch.store import JobStore
-
     try:
         JobStore(store_db, settings.jobs_table).track(job)
     except Exception as exc:
         # The export exists at Intercom now: never lose its id.
         print(job.job_identifier)
+        known = _aws_error(exc)
+        why = known[1] if known else f"{type(exc).__name__}: {one_line(str(exc), 200)}"
         return _fail(
             EXIT_FAILED,
-            f"created {job.job_identifier} but could not track it ({exc}); run: exportwatch track {job.job_identifier}",
+            f"created {job.job_identifier} but could not track it ({why}); run: exportwatch track {job.job_identifier}",
         )
     print(job.job_identifier)
     print(f"created export {job.job_identifier} for {iso(since)} .. {iso(until)}; tracking it", file=sys.stderr)
@@ -160,7 +397,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from exportwatch.poll import run_cycle
     from exportwatch.wiring import build_poller
 
-    summary = run_cycle(build_poller(Settings.from_env()), all_jobs=args.all)
+    summary = run_cycle(build_poller(_settings()), all_jobs=args.all)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
@@ -172,7 +409,31 @@ def cmd_poll(args: argparse.Namespace) -> int:
             + (f"; {summary.left_for_next_cycle} left for the next cycle" if summary.left_for_next_cycle else "")
             + (f"; stopped: {summary.stopped}" if summary.stopped else "")
         )
-    return EXIT_FAILED if summary.stopped and "401" in summary.stopped else EXIT_OK
+    missing = _missing_in_cycle(summary)
+    for line in missing:
+        _fail(EXIT_FAILED, line)
+    return EXIT_FAILED if missing or (summary.stopped and "401" in summary.stopped) else EXIT_OK
+
+
+# A job's retry detail as poll.py writes it: "copy: ... (NoSuchBucket) ...", "publish export.x: ... (NotFound)
+# when calling the Publish operation ...". Retried every cycle, they never succeed until the variable is fixed.
+_CODE_IN_DETAIL = re.compile(r"\((?P<code>[A-Za-z]+)\) when calling the (?P<operation>[A-Za-z]+) operation")
+
+
+def _missing_in_cycle(summary: CycleSummary) -> list[str]:
+    """One line per missing bucket or topic that made jobs fail this cycle, naming its variable."""
+    jobs: dict[tuple[str, str], int] = {}
+    for r in summary.results:
+        match = _CODE_IN_DETAIL.search(r.detail or "")
+        if match is None:
+            continue
+        variable = _missing_variable(match["code"], match["operation"])
+        if variable is not None:
+            jobs[variable, match["code"]] = jobs.get((variable, match["code"]), 0) + 1
+    return [
+        f"{_missing_text(variable, code)}; {n} job{'s stay' if n > 1 else ' stays'} due, retried every cycle"
+        for (variable, code), n in jobs.items()
+    ]
 
 
 def _describe_result(r: JobResult) -> str:
@@ -194,7 +455,7 @@ def _describe_result(r: JobResult) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from exportwatch.wiring import build_store
 
-    jobs = sorted(build_store(Settings.from_env()).scan_all(), key=lambda j: j.tracked_at or "")
+    jobs = sorted(build_store(_settings()).scan_all(), key=lambda j: j.tracked_at or "")
     if args.json:
         for job in jobs:
             print(json.dumps(_job_dict(job), default=str, sort_keys=True))
@@ -226,18 +487,68 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     job_id = validate_job_id(args.job_id)
+    from exportwatch.intercom import Outcome
+    from exportwatch.store import JobStore
     from exportwatch.wiring import aws_clients, build_intercom
 
-    settings = Settings.from_env()
-    report = build_intercom(settings, aws_clients()["secretsmanager"]).cancel(job_id)
-    print(f"{job_id}: {report.status}")
+    settings = _settings()
+    clients = aws_clients()
+    tracked = JobStore(clients["dynamodb"], settings.jobs_table).get(job_id)  # also checks JOBS_TABLE first
+    intercom = build_intercom(settings, clients["secretsmanager"])
+    intercom.ensure_token()
+    # Intercom documents no answer for cancelling a job that has finished (the emulator accepts it and turns
+    # a completed export into a canceled one), so ask first and cancel only a job that is still running.
+    before = intercom.get_status(job_id)
+    if before.outcome is not Outcome.RUNNING:
+        return _not_cancelable(job_id, before)
+    report = intercom.cancel(job_id)
+    if report.outcome is not Outcome.CANCELED:
+        return _not_cancelable(job_id, report)
+    if tracked is None:
+        print(
+            f"{job_id}: canceled at Intercom; it is not tracked here, so nothing is notified "
+            f"(exportwatch track {job_id} to get export.canceled)"
+        )
+        return EXIT_OK
+    _make_due(clients["dynamodb"], settings.jobs_table, job_id)
+    print(f"{job_id}: canceled at Intercom; the next poll reports export.canceled")
     return EXIT_OK
+
+
+def _not_cancelable(job_id: str, report: StatusReport) -> int:
+    from exportwatch.intercom import Outcome
+
+    if report.outcome is Outcome.NOT_FOUND:
+        said = one_line(report.message, 160).removeprefix("not_found: ")
+        return _fail(
+            EXIT_FAILED,
+            f"{job_id}: not_found: Intercom has no export job with this id" + (f" ({said})" if said else ""),
+        )
+    return _fail(EXIT_FAILED, f"{job_id} is already finished (status: {report.status}); nothing to cancel")
+
+
+def _make_due(dynamodb: Any, table: str, job_id: str) -> None:
+    """Make a tracked, unsettled job due now, so the next poll (not the one after its back-off) reports the
+    cancel. A settled job carries no due_shard and is left alone."""
+    from botocore.exceptions import ClientError
+
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"job_identifier": {"S": job_id}},
+            UpdateExpression="SET next_check_at = :now",
+            ConditionExpression="attribute_exists(due_shard)",
+            ExpressionAttributeValues={":now": {"N": "0"}},
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from exportwatch.demo import run_demo
 
-    return run_demo(template=args.template)
+    return run_demo(template=args.template, keep=args.keep)
 
 
 COMMANDS = {

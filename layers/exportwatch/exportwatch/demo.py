@@ -3,6 +3,9 @@
 moto in server mode stands in for AWS (resources created from template.yaml's own definitions), the
 Intercom emulator serves real HTTP, and an SQS queue subscribed to the topic shows what a subscriber gets.
 Jobs are tracked and polled through the real CLI commands until every one has settled.
+
+`exportwatch demo --keep` (`make sandbox`) then keeps moto and the emulator running and prints the `export`
+lines for another shell, so every CLI command can be tried by hand against them until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
+import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +89,7 @@ def _heading(text: str) -> None:
     _say(f"== {text} " + "=" * max(0, 76 - len(text)))
 
 
-def run_demo(template: str | None = None) -> int:
+def run_demo(template: str | None = None, *, keep: bool = False) -> int:
     import logging
 
     from exportwatch import cli
@@ -183,6 +189,8 @@ def run_demo(template: str | None = None) -> int:
 
             # Notifications for people: the email text and the Slack message (see _show_people_notifications).
             ok &= _show_people_notifications(moto.endpoint_url, stack.topic_arn, received, template_path)
+            if keep:
+                _keep_running(env, intercom)
             return 0 if ok else 1
 
 
@@ -301,6 +309,64 @@ def _show_people_notifications(endpoint_url: str, topic_arn: str, received: list
             ok &= kept_ok and not outcome.succeeded and not leaked
     _say("every outcome has an email text and reached Slack" if ok else "some Slack post is missing")
     return ok
+
+
+# ------------------------------------------------------------------------------------------------------------
+# --keep: the local stack stays up for the CLI in another shell.
+# ------------------------------------------------------------------------------------------------------------
+
+SANDBOX_READY = "the local stack is running"  # printed after the export lines (tests wait for it)
+
+
+def _keep_running(env: Mapping[str, str], intercom: Any) -> None:
+    """Print the environment and example commands, then wait for Ctrl-C (or SIGTERM) and return."""
+    from exportwatch.emulator import SCENARIOS
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Set before the ready line is printed, so a Ctrl-C right after it still stops cleanly. SIGINT explicitly: a
+    # shell starts background jobs with it ignored; SIGTERM: `kill` stops the stack as cleanly as Ctrl-C.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _print_sandbox(env, intercom, sorted(SCENARIOS))
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        _say()
+        _say("stopping moto and the Intercom emulator")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _print_sandbox(env: Mapping[str, str], intercom: Any, scenarios: list[str]) -> None:
+    track_me = intercom.add_job("completed")  # pending -> in_progress -> completed over three status checks
+    cancel_me = intercom.add_job("completed", steps=["pending", "in_progress"])  # runs until canceled
+    today = datetime.now(UTC).date()
+    last_week, yesterday = today - timedelta(days=7), today - timedelta(days=1)
+    _heading("the local stack stays up: try the CLI from another shell")
+    _say("# 1. in another shell, set the environment (dummy AWS credentials: moto accepts any):")
+    if sys.prefix != sys.base_prefix:  # in a virtualenv: put its exportwatch on PATH
+        _say(f"source {shlex.quote(str(Path(sys.prefix) / 'bin' / 'activate'))}")
+    for name, value in env.items():
+        _say(f"export {name}={shlex.quote(value)}")
+    _say("# 2. then try:")
+    for command, comment in (
+        ("exportwatch list", "the demo's jobs and their states"),
+        (f"exportwatch track {track_me}", "an emulator job that completes after three checks"),
+        ("exportwatch poll", "one cycle: what the Lambda runs every few minutes"),
+        ("exportwatch poll --all", "check every unfinished job now (again: the job moves on)"),
+        (f"exportwatch track {cancel_me}", "a job that keeps running until canceled"),
+        (f"exportwatch cancel {cancel_me}", "the next poll reports export.canceled"),
+        (f"exportwatch start --since {last_week} --until {yesterday}", "create an export and track it"),
+        ("exportwatch track -x", "bad input: one line, exit 2"),
+    ):
+        _say(f"{command:<64} # {comment}")
+    _say("# more emulator jobs, one per scenario (then track the id it answers):")
+    _say(f'#   curl -s -X POST {intercom.base_url}/_emulator/jobs -d \'{{"scenario": "failed"}}\'')
+    _say(f"#   scenarios: {', '.join(scenarios)}")
+    _say(f"{SANDBOX_READY}; Ctrl-C stops it")
 
 
 def _track_in_the_past(table: str, job_id: str, hours_ago: float) -> None:

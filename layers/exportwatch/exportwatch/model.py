@@ -84,6 +84,7 @@ class IntercomStatus(StrEnum):
 # could change the URL path or a log line: no '/', whitespace, control characters, '..' or absurd lengths.
 JOB_ID_MAX_LEN = 64
 _JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_JOB_ID_CHARS_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class InvalidJobId(ValueError):
@@ -99,6 +100,10 @@ def validate_job_id(value: object) -> str:
     if len(value) > JOB_ID_MAX_LEN:
         raise InvalidJobId(f"job id is {len(value)} characters long; Intercom ids are at most {JOB_ID_MAX_LEN}")
     if not _JOB_ID_RE.fullmatch(value):
+        if _JOB_ID_CHARS_RE.fullmatch(value):  # only the first character is wrong: say which rule that breaks
+            raise InvalidJobId(
+                f"job id {value!r} must start with a letter or digit (Intercom ids are letters, digits, '-' and '_')"
+            )
         raise InvalidJobId(
             f"job id {value!r} has characters Intercom ids never contain (only letters, digits, '-' and '_')"
         )

@@ -1,7 +1,8 @@
 """Builds the poller's collaborators from validated Settings: the one place boto3 clients are created.
 
-AWS endpoints come from boto3's own configuration (AWS_ENDPOINT_URL, AWS_REGION, ...), so the same code
-talks to AWS in Lambda and to moto on a laptop.
+AWS endpoints and credentials come from boto3's own configuration (AWS_ENDPOINT_URL, profiles, ...), so the
+same code talks to AWS in Lambda and to moto on a laptop. The region is resolved here, once, for every client:
+AWS_DEFAULT_REGION, else AWS_REGION (which botocore alone ignores), else the profile's region.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import InvalidRegionError
 
 from exportwatch.archive import CopySettings
-from exportwatch.config import ConfigError, Settings
+from exportwatch.config import REGION_VARIABLES, ConfigError, Settings, region_from_env
 from exportwatch.intercom import IntercomClient
 from exportwatch.notifier import Notifier
 from exportwatch.poll import Poller
@@ -66,6 +68,14 @@ def token_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
             except GetParameterError as exc:
                 # Powertools' message carries botocore's error (e.g. ResourceNotFoundException), not the value.
                 # The id is not echoed: a token pasted into the variable by mistake would be printed.
+                if "ResourceNotFoundException" in str(exc):
+                    region = getattr(getattr(secrets_client, "meta", None), "region_name", None)
+                    where = f" in {region}" if isinstance(region, str) and region else ""
+                    raise ConfigError(
+                        _VAR,
+                        f"the secret it names does not exist{where} (ResourceNotFoundException); "
+                        "check the name and the region",
+                    ) from None
                 raise ConfigError(_VAR, f"cannot read the secret it names: {_first_line(exc)}") from None
         if not isinstance(value, str | bytes):
             raise ConfigError(_VAR, "the secret has no string value")
@@ -80,15 +90,38 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
+def aws_region(session: boto3.Session | None = None) -> str:
+    """The region every client uses. ConfigError naming both variables when there is none at all."""
+    found = region_from_env()
+    if found is not None:
+        return found[1]
+    region = (session or boto3.Session()).region_name  # a region in the AWS config file (profile)
+    if not region:
+        first, second = REGION_VARIABLES
+        raise ConfigError(
+            first, f"is not set, nor {second}, nor a region in the AWS profile; set one, e.g. {first}=us-east-1"
+        )
+    return region
+
+
 def aws_clients(session: boto3.Session | None = None, pool_size: int = 10) -> dict[str, Any]:
     session = session or boto3.Session()
+    region = aws_region(session)
     cfg = Config(
         retries={"mode": "standard", "max_attempts": 4},
         max_pool_connections=max(10, pool_size * 2),
         connect_timeout=5,
         read_timeout=60,
     )
-    return {name: session.client(name, config=cfg) for name in ("dynamodb", "s3", "sns", "secretsmanager")}
+    try:
+        return {
+            name: session.client(name, region_name=region, config=cfg)
+            for name in ("dynamodb", "s3", "sns", "secretsmanager")
+        }
+    except InvalidRegionError:
+        found = region_from_env()
+        variable = found[0] if found else "AWS_DEFAULT_REGION"
+        raise ConfigError(variable, f"{region[:40]!r} is not an AWS region name (e.g. us-east-1)") from None
 
 
 def build_store(settings: Settings, dynamodb: Any | None = None) -> JobStore:
