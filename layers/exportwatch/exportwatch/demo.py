@@ -341,6 +341,7 @@ def _keep_running(env: Mapping[str, str], intercom: Any) -> None:
 
 
 def _print_sandbox(env: Mapping[str, str], intercom: Any, scenarios: list[str]) -> None:
+    """What to paste into another shell, then example commands with real emulator job ids."""
     track_me = intercom.add_job("completed")  # pending -> in_progress -> completed over three status checks
     cancel_me = intercom.add_job("completed", steps=["pending", "in_progress"])  # runs until canceled
     today = datetime.now(UTC).date()
@@ -364,7 +365,7 @@ def _print_sandbox(env: Mapping[str, str], intercom: Any, scenarios: list[str]) 
     ):
         _say(f"{command:<64} # {comment}")
     _say("# more emulator jobs, one per scenario (then track the id it answers):")
-    _say(f'#   curl -s -X POST {intercom.base_url}/_emulator/jobs -d \'{{"scenario": "failed"}}\'')
+    _say("""#   curl -s -X POST "$INTERCOM_API_URL/_emulator/jobs" -d '{"scenario": "failed"}'""")
     _say(f"#   scenarios: {', '.join(scenarios)}")
     _say(f"{SANDBOX_READY}; Ctrl-C stops it")
 
