@@ -188,6 +188,21 @@ def plain_state(item: dict[str, Any]) -> str:
     return str(item["state"]["S"])
 
 
+def test_aws_that_refuses_or_no_credentials_is_one_line(quiet: Stack) -> None:
+    refused = quiet.cli("list", set_env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}"})
+    one_error_line(refused, 1, "AWS: connection refused", "AWS_ENDPOINT_URL")
+    no_credentials = quiet.cli(
+        "list",
+        set_env={"AWS_EC2_METADATA_DISABLED": "true"},
+        unset=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+    )
+    one_error_line(no_credentials, 2, "AWS credentials", "AWS_PROFILE")
+
+
+def test_demo_with_a_missing_template_is_bad_input(quiet: Stack) -> None:
+    one_error_line(quiet.cli("demo", "--template", "no/such/template.yaml"), 2, "template not found")
+
+
 # -- refused connections and timeouts ---------------------------------------------------------------------
 
 

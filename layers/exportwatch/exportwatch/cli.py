@@ -287,7 +287,8 @@ def _aws_error(exc: Exception) -> tuple[int, str] | None:
         return EXIT_FAILED, f"AWS did not answer in time ({one_line(str(exc), 200)})"
     if isinstance(exc, bce.EndpointConnectionError):
         why = "connection refused" if _refused(exc) else "could not connect"
-        return EXIT_FAILED, f"AWS: {why}: {one_line(str(exc), 200)}"
+        source = " (from AWS_ENDPOINT_URL)" if os.environ.get("AWS_ENDPOINT_URL", "").strip() else ""
+        return EXIT_FAILED, f"AWS: {why}: {one_line(str(exc), 200)}{source}"
     return None
 
 
@@ -547,8 +548,19 @@ def _make_due(dynamodb: Any, table: str, job_id: str) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from exportwatch.demo import run_demo
+    from exportwatch.localstack import find_template
 
-    return run_demo(template=args.template, keep=args.keep)
+    try:
+        import moto  # noqa: F401  # the demo's AWS; not in the Lambda layer
+        import yaml  # noqa: F401  # reads template.yaml
+    except ImportError as exc:
+        fix = "make install, or pip install 'exportwatch[local]'"
+        raise UsageError(f"exportwatch demo needs {exc.name} ({fix})") from None
+    try:
+        template = find_template(args.template)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    return run_demo(template=str(template), keep=args.keep)
 
 
 COMMANDS = {
