@@ -196,11 +196,13 @@ def _logging(level: int, debug: bool) -> Iterator[None]:
             _logging_depth -= 1
         return
     handler = _StderrHandler()
+    handler.setLevel(level)
     fmt = "%(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt) if debug else _OneLineFormatter(fmt))
     saved_level = root.level
     root.addHandler(handler)
-    root.setLevel(level)
+    # Only ever more verbose: a handler someone else put on the root logger (a test's capture) keeps its records.
+    root.setLevel(min(root.level or logging.WARNING, level))
     for noisy in ("botocore", "boto3", "s3transfer", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # urllib3 logs each connection retry as a WARNING: a retry is normal, and its outcome is reported anyway.
