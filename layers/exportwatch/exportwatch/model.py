@@ -131,7 +131,7 @@ def human_duration(seconds: float) -> str:
             return f"{int(seconds // size)} {unit}s"
     if seconds >= 60:
         return f"{int(seconds // 60)} minute" + ("s" if seconds >= 120 else "")
-    return f"{int(seconds)} seconds"
+    return f"{int(seconds)} second" + ("" if 1 <= seconds < 2 else "s")
 
 
 def parse_iso(value: str | None) -> datetime | None:

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from exportwatch.model import Event, IntercomStatus, Job, from_epoch, iso, parse_iso
-from exportwatch.render import duration_text, email_text, region_from_arn
+from exportwatch.model import Event, IntercomStatus, Job, from_epoch, human_duration, iso, parse_iso
+from exportwatch.render import email_text, region_from_arn
 
 SCHEMA_VERSION = 1
 SUBJECT_MAX = 100  # SNS: ASCII, no line breaks, at most 100 characters
@@ -139,7 +139,7 @@ def warning_for(job: Job, event: Event, now: float) -> Notification:
         left = max(0, int(expires.timestamp() - now))
         body["time_left_seconds"] = left
         reason = (
-            f"Intercom deletes its copy at {iso(expires)}, in {duration_text(left)}, and the copy to S3 has not "
+            f"Intercom deletes its copy at {iso(expires)}, in {human_duration(left)}, and the copy to S3 has not "
             "succeeded yet"
         )
         if job.last_error:
@@ -153,9 +153,9 @@ def warning_for(job: Job, event: Event, now: float) -> Notification:
         body["pending_seconds"] = age
         running = job.intercom_status in (IntercomStatus.PENDING, IntercomStatus.IN_PROGRESS)
         if running:
-            reason = f"Intercom still reports the export job {job.intercom_status} after {duration_text(age)}"
+            reason = f"Intercom still reports the export job {job.intercom_status} after {human_duration(age)}"
         else:
-            reason = f"Intercom has not reported the export job finished in {duration_text(age)}"
+            reason = f"Intercom has not reported the export job finished in {human_duration(age)}"
             if job.last_error:
                 reason += f" (last error: {job.last_error})"
         reason += "; Intercom gives up on export jobs that run longer than 12 hours"

@@ -33,7 +33,6 @@ __all__ = [
     "NotOurs",
     "Rendered",
     "console_url",
-    "duration_text",
     "email_text",
     "parse_contract",
     "region_from_arn",
@@ -294,11 +293,6 @@ def _relative(target: datetime, ref: datetime | None) -> str:
     return f"in {amount}" if ahead else f"{amount} ago"
 
 
-def duration_text(seconds: float) -> str:
-    """model.human_duration, but one second is "1 second" (it says "1 seconds")."""
-    return "1 second" if 1 <= seconds < 2 else human_duration(seconds)
-
-
 def _size_text(view: Rendered) -> str | None:
     if view.size_bytes is None:
         return None
@@ -340,10 +334,10 @@ def _summary(view: Rendered, job: str) -> tuple[str, str]:
         case Event.EXPIRED:
             return "EXPIRED", f"Intercom deleted export {job} before it was copied. Request a new export."
         case Event.EXPIRING:
-            left = f"in {duration_text(view.time_left_seconds)}" if view.time_left_seconds is not None else "soon"
+            left = f"in {human_duration(view.time_left_seconds)}" if view.time_left_seconds is not None else "soon"
             return "EXPIRING", f"export {job} is not in S3 yet and Intercom deletes it {left}. Action needed."
         case Event.STUCK:
-            age = f" after {duration_text(view.pending_seconds)}" if view.pending_seconds is not None else ""
+            age = f" after {human_duration(view.pending_seconds)}" if view.pending_seconds is not None else ""
             return "STUCK", f"export {job} is still not finished at Intercom{age}. Nothing to do yet."
     raise AssertionError(view.event)  # pragma: no cover - every Event is matched above
 
@@ -427,7 +421,7 @@ def _pending_text(view: Rendered) -> str | None:
     """export.stuck: since when the job has been waiting (exportwatch tracks it from then), and for how long."""
     if view.pending_since is None:
         return None
-    age = f" ({duration_text(view.pending_seconds)})" if view.pending_seconds is not None else ""
+    age = f" ({human_duration(view.pending_seconds)})" if view.pending_seconds is not None else ""
     return f"{_when(view.pending_since)}{age}"
 
 
