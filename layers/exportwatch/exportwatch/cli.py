@@ -496,7 +496,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
     settings = _settings()
     clients = aws_clients()
-    tracked = JobStore(clients["dynamodb"], settings.jobs_table).get(job_id)  # also checks JOBS_TABLE first
+    store = JobStore(clients["dynamodb"], settings.jobs_table)
+    tracked = store.get(job_id)  # also checks JOBS_TABLE before anything is asked of Intercom
     intercom = build_intercom(settings, clients["secretsmanager"])
     intercom.ensure_token()
     # Intercom documents no answer for cancelling a job that has finished (the emulator accepts it and turns
@@ -513,7 +514,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
             f"(exportwatch track {job_id} to get export.canceled)"
         )
         return EXIT_OK
-    _make_due(clients["dynamodb"], settings.jobs_table, job_id)
+    store.make_due(job_id)  # the next poll, not the one after the job's back-off, reports the cancel
     print(f"{job_id}: canceled at Intercom; the next poll reports export.canceled")
     return EXIT_OK
 
@@ -528,24 +529,6 @@ def _not_cancelable(job_id: str, report: StatusReport) -> int:
             f"{job_id}: not_found: Intercom has no export job with this id" + (f" ({said})" if said else ""),
         )
     return _fail(EXIT_FAILED, f"{job_id} is already finished (status: {report.status}); nothing to cancel")
-
-
-def _make_due(dynamodb: Any, table: str, job_id: str) -> None:
-    """Make a tracked, unsettled job due now, so the next poll (not the one after its back-off) reports the
-    cancel. A settled job carries no due_shard and is left alone."""
-    from botocore.exceptions import ClientError
-
-    try:
-        dynamodb.update_item(
-            TableName=table,
-            Key={"job_identifier": {"S": job_id}},
-            UpdateExpression="SET next_check_at = :now",
-            ConditionExpression="attribute_exists(due_shard)",
-            ExpressionAttributeValues={":now": {"N": "0"}},
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-            raise
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -174,6 +174,21 @@ class JobStore:
             if not _conditional(exc):
                 raise
 
+    def make_due(self, job_id: str) -> None:
+        """Check an unsettled job on the next cycle, whatever its back-off said. A settled job (no due_shard) or
+        an unknown id is left alone."""
+        try:
+            self._db.update_item(
+                TableName=self.table,
+                Key=_key(job_id),
+                UpdateExpression="SET next_check_at = :zero",
+                ConditionExpression="attribute_exists(due_shard)",
+                ExpressionAttributeValues={":zero": {"N": "0"}},
+            )
+        except ClientError as exc:
+            if not _conditional(exc):
+                raise
+
     def quarantine(self, job_id: str, reason: str, now: int) -> bool:
         """Take a row out of the due index for good (its id is unusable), recording why. True if this call did it:
         the caller logs and counts the row once, even with several pollers at work."""
