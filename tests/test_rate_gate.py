@@ -154,13 +154,6 @@ def test_concurrent_workers_share_a_known_window_without_a_429(
     assert drain(stack, subscriber) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product gap: RateGate lets every worker through while it does not know the window (a new container, "
-    "and after each wait for a reset), so with POLL_CONCURRENCY above the calls left in Intercom's window a cycle "
-    "sends calls into a spent window and gets 429s (then waits them out)",
-)
 def test_concurrent_workers_share_the_window_without_a_429(poller: Poller, emulator: IntercomEmulator) -> None:
     """The shipped concurrency (4 workers) against 3 calls per window: the gate is shared, so still no 429."""
     if poller.settings.poll_concurrency <= LIMIT:

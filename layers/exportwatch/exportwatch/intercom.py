@@ -296,11 +296,14 @@ class IntercomClient:
                 raise RateLimited(wait.reset_at, "Intercom rate-limit window is spent") from None
         try:
             resp = self.session.send(prepared, timeout=self._timeout, allow_redirects=False, stream=True)
+            if own:
+                self.gate.observe(resp.headers)
         except requests.RequestException as exc:
             who = "Intercom" if own else f"the download host {target.origin}"
             raise TransientError(f"{method} {_path(prepared.path_url)}: {_transport_problem(exc, who)}") from None
-        if own:
-            self.gate.observe(resp.headers)
+        finally:
+            if own:
+                self.gate.after_call()
         return _Answer(resp, target.origin, own, with_token)
 
     def _read_json(self, resp: requests.Response) -> object:

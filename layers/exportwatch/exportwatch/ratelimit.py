@@ -61,12 +61,21 @@ def reset_from_headers(headers: Mapping[str, str], now: float) -> float:
 
 
 class RateGate:
-    """Shared view of Intercom's rate-limit window, so concurrent workers stop before a 429, not after."""
+    """Shared view of Intercom's rate-limit window, so concurrent workers stop before a 429, not after.
+
+    While the window is unknown (a new container, or just after a reset) only one call goes out, a probe; the
+    other workers wait for its answer's headers instead of all firing into a window that may be spent. Within a
+    window the count only goes down: an answer that arrives late, with an older (higher) count, cannot hand out
+    calls the window no longer has. Every caller of before_call() calls after_call() when its request is over.
+    """
+
+    PROBE_WAIT_SECONDS = 60.0  # a worker waits at most this long for a probe's answer, then goes on regardless
 
     def __init__(self, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._remaining: int | None = None
         self._reset_at = 0.0
+        self._probing = False
         self._clock = clock
         self._sleep = sleep
 
@@ -76,32 +85,57 @@ class RateGate:
         reset = _finite(headers.get("X-RateLimit-Reset"))
         if headers.get("X-RateLimit-Remaining") is not None and remaining is None:
             log.warning("ignoring an unparsable X-RateLimit-Remaining header")
-        with self._lock:
+        with self._cond:
+            reset_at = clamp_reset(reset, self._clock()) if reset is not None else self._reset_at
             if remaining is not None:
-                self._remaining = max(0, int(min(remaining, 1e9)))
-            if reset is not None:
-                self._reset_at = clamp_reset(reset, self._clock())
+                count = max(0, int(min(remaining, 1e9)))
+                same_window = self._remaining is not None and reset_at == self._reset_at
+                self._remaining = min(self._remaining, count) if same_window and self._remaining is not None else count
+            self._reset_at = reset_at
+            self._cond.notify_all()
 
     def exhausted_until(self, reset_at: float) -> None:
-        with self._lock:
+        with self._cond:
             self._remaining = 0
             self._reset_at = max(self._reset_at, clamp_reset(reset_at, self._clock()))
+            self._cond.notify_all()
 
     def before_call(self, max_wait: float) -> None:
-        """Wait for the window to reset if it is spent and the wait is short; otherwise raise RateLimitWait."""
-        with self._lock:
-            if self._remaining is None or self._remaining > 0:
-                if self._remaining is not None:
+        """Take one call from the window: go now, wait for a probe's answer, sleep until a short reset, or raise
+        RateLimitWait when the reset is further away than `max_wait`."""
+        with self._cond:
+            waited_for_probe = 0.0
+            while True:
+                if self._remaining is None:
+                    if not self._probing or waited_for_probe >= self.PROBE_WAIT_SECONDS:
+                        self._probing = True
+                        return
+                    started = self._clock()
+                    self._cond.wait(timeout=1.0)
+                    waited_for_probe += max(self._clock() - started, 0.05)
+                    continue
+                if self._remaining > 0:
                     self._remaining -= 1
-                return
-            reset_at = self._reset_at
-            wait = reset_at - self._clock()
-        if wait > max_wait:
-            raise RateLimitWait(reset_at)
-        if wait > 0:
-            self._sleep(wait)
-        with self._lock:
-            self._remaining = None
+                    return
+                reset_at = self._reset_at
+                wait = reset_at - self._clock()
+                if wait > max_wait:
+                    raise RateLimitWait(reset_at)
+                if wait > 0:
+                    self._cond.release()
+                    try:
+                        self._sleep(wait)
+                    finally:
+                        self._cond.acquire()
+                if self._remaining == 0 and self._reset_at == reset_at:
+                    self._remaining = None  # a new window: unknown until a probe's answer says otherwise
+
+    def after_call(self) -> None:
+        """The request that before_call() admitted is over (answered or failed): a probe no longer blocks others."""
+        with self._cond:
+            if self._probing:
+                self._probing = False
+                self._cond.notify_all()
 
 
 class RateLimitWait(Exception):
