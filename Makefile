@@ -42,7 +42,7 @@ help:
 	@echo "              emulator over HTTP, the fault suite included)"
 	@echo "make faults   only the fault-injection suite; rewrites docs/RELIABILITY.md"
 	@echo "make lint     ruff + mypy"
-	@echo "make security checkov on template.yaml, bandit on the package"
+	@echo "make security checkov on template.yaml, bandit on the packages"
 	@echo "make bench    benchmarks (not part of the tests), writes bench/RESULTS.md"
 	@echo "make build    sam build (aws-sam-cli in its own venv)"
 	@echo "make requirements  after editing a pyproject.toml: update the locks, regenerate $(LAYER_REQUIREMENTS)"
@@ -92,11 +92,11 @@ $(TOOLS_VENV)/.installed: $(TOOLS_PROJECT)/uv.lock $(TOOLS_PROJECT)/pyproject.to
 # checkov: every failed check must be skipped in template.yaml with a written reason. bandit: the package.
 security: $(TOOLS_VENV)/.installed
 	$(TOOLS_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
-	$(TOOLS_VENV)/bin/bandit -q -c pyproject.toml -r layers/exportwatch/exportwatch functions
+	$(TOOLS_VENV)/bin/bandit -q -c pyproject.toml -r layers/exportwatch/exportwatch local/exportwatch_local functions
 
 lint: install
-	$(VENV)/bin/ruff check layers functions tests bench
-	$(VENV)/bin/ruff format --check layers functions tests bench
+	$(VENV)/bin/ruff check layers local functions tests bench
+	$(VENV)/bin/ruff format --check layers local functions tests bench
 	$(VENV)/bin/mypy
 
 demo: install

@@ -51,8 +51,8 @@ def cpu_s() -> float:
 
 
 def cmd_moto_server(_: argparse.Namespace) -> None:
-    """moto's ThreadedMotoServer (exportwatch.localstack.MotoServer) until SIGTERM; prints its URL first."""
-    from exportwatch.localstack import MotoServer
+    """moto's ThreadedMotoServer (exportwatch_local.localstack.MotoServer) until SIGTERM; prints its URL first."""
+    from exportwatch_local.localstack import MotoServer
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

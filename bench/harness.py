@@ -88,7 +88,7 @@ def reset_peak_rss(pid: int | str) -> None:
 
 def base_env(scratch: Path) -> dict[str, str]:
     """A clean environment for children: dummy AWS credentials, no profile or config file of this machine."""
-    from exportwatch.localstack import DUMMY_CREDENTIALS
+    from exportwatch_local.localstack import DUMMY_CREDENTIALS
 
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
     env = {k: v for k, v in os.environ.items() if k in keep}
@@ -324,7 +324,7 @@ class Rig:
     def __enter__(self) -> Rig:
         try:
             self.moto = self._start_moto()
-            argv = [PYTHON, "-m", "exportwatch.emulator", "--port", "0", "--token", self.token]
+            argv = [PYTHON, "-m", "exportwatch_local.emulator", "--port", "0", "--token", self.token]
             self.emulator = self._start("emulator", argv)
             self.slow_emulator = self._start("emulator-50ms", [*argv, "--status-delay", "0.05"])
         except BaseException:
@@ -360,7 +360,7 @@ class Rig:
         self._servers.clear()
 
     def stack(self, tag: str) -> Any:
-        from exportwatch.localstack import create_resources
+        from exportwatch_local.localstack import create_resources
 
         return create_resources(self.moto.url, self.token, template=TEMPLATE, suffix=new_suffix(tag))
 
@@ -368,7 +368,7 @@ class Rig:
         return {**self.env, **stack.env(INTERCOM_API_URL=(emulator or self.emulator).url, **extra)}
 
     def client(self, service: str) -> Any:
-        from exportwatch.localstack import aws_client
+        from exportwatch_local.localstack import aws_client
 
         return aws_client(service, self.moto.url)
 

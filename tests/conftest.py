@@ -1,6 +1,6 @@
 """Shared fixtures: dummy AWS credentials, one moto server per session, one fresh stack per test.
 
-The stack's resources are built from template.yaml (exportwatch.localstack), so tests exercise what is deployed.
+The stack's resources are built from template.yaml (exportwatch_local.localstack), so tests exercise what is deployed.
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 
 from exportwatch.config import Settings
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import (
+from exportwatch.model import Job, iso, utcnow
+from exportwatch.poll import Poller
+from exportwatch.wiring import build_poller
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import (
     DUMMY_CREDENTIALS,
     LocalStack,
     MotoServer,
@@ -22,10 +25,7 @@ from exportwatch.localstack import (
     load_template,
     subscribe_queue,
 )
-from exportwatch.model import Job, iso, utcnow
-from exportwatch.poll import Poller
-from exportwatch.slack_receiver import SlackReceiver
-from exportwatch.wiring import build_poller
+from exportwatch_local.slack_receiver import SlackReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yaml"

@@ -16,9 +16,9 @@ import requests
 
 from conftest import track
 from exportwatch.archive import GZIP, UNKNOWN, ZIP, CopySettings, IncompleteDownload, copy_to_s3, sniff
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, MotoServer, aws_client, receive_notifications
 from exportwatch.poll import Poller, run_cycle
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, MotoServer, aws_client, receive_notifications
 
 MiB = 1024 * 1024
 BIG = 12_000_000  # three 5 MiB parts

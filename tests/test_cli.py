@@ -22,11 +22,11 @@ from typing import Any, Protocol
 import pytest
 
 from conftest import TEMPLATE, track
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, MotoServer, aws_client, create_resources, receive_notifications
 from exportwatch.model import Job, iso, utcnow
 from exportwatch.poll import Poller
 from exportwatch.store import JobStore
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, MotoServer, aws_client, create_resources, receive_notifications
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _SCRIPT = Path(sys.executable).with_name("exportwatch")

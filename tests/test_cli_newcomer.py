@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 
 from conftest import TEMPLATE
-from exportwatch import cli as cli_module
-from exportwatch.demo import SANDBOX_READY
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, MotoServer, create_resources, receive_notifications
+from exportwatch_local import cli as cli_module
+from exportwatch_local.demo import SANDBOX_READY
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, MotoServer, create_resources, receive_notifications
 from test_cli import EXPORTWATCH, REPO_ROOT, REQUIRED, Cli, Result, make_cli, one_error_line, seed_job, table_items
 
 REGIONS = ("AWS_DEFAULT_REGION", "AWS_REGION")

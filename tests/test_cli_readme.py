@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exportwatch.cli import build_parser
+from exportwatch_local.cli import build_parser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")

@@ -16,12 +16,12 @@ from botocore.exceptions import ClientError
 
 from conftest import track
 from exportwatch.config import Settings
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications
 from exportwatch.notifier import Notifier
 from exportwatch.poll import CycleSummary, Poller, run_cycle
 from exportwatch.store import LeaseLost
 from exportwatch.wiring import build_poller
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications
 
 N_JOBS = 40
 

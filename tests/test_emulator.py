@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from exportwatch.emulator import CSV_COLUMNS, SCENARIOS, IntercomEmulator
+from exportwatch_local.emulator import CSV_COLUMNS, SCENARIOS, IntercomEmulator
 
 TOKEN = "test-token"
 OCTET = {"Accept": "application/octet-stream"}
@@ -578,7 +578,7 @@ def test_control_api(emu: IntercomEmulator, http: requests.Session) -> None:
 
 def test_standalone_main_prints_base_url_and_serves() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exportwatch.emulator", "--port", "0", "--token", "T"],
+        [sys.executable, "-m", "exportwatch_local.emulator", "--port", "0", "--token", "T"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

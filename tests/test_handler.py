@@ -17,9 +17,9 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from conftest import REPO_ROOT, track
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, aws_client, receive_notifications
 from exportwatch.model import Job, iso, utcnow
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
 
 POLLER_DIR = REPO_ROOT / "functions" / "poller"
 EVENTS = REPO_ROOT / "events"

@@ -1,4 +1,4 @@
-"""exportwatch.localstack against a real moto server: resources follow template.yaml; SNS -> SQS works."""
+"""exportwatch_local.localstack against a real moto server: resources follow template.yaml; SNS -> SQS works."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from exportwatch.localstack import (
+from exportwatch_local.localstack import (
     LocalStack,
     MotoServer,
     aws_client,

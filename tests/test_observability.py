@@ -16,10 +16,10 @@ import pytest
 
 from conftest import track
 from exportwatch import observability
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack
 from exportwatch.model import Job, from_epoch, iso
 from exportwatch.poll import Poller, run_cycle
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack
 from test_handler import FUNCTION_ARN, FakeContext, app, emf_blobs, event, json_lines  # noqa: F401  (app: fixture)
 
 HOUR = 3600

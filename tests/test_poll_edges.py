@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from exportwatch.config import Settings
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, aws_client
 from exportwatch.model import Job, JobState
 from exportwatch.poll import Poller, run_cycle
 from exportwatch.store import JobStore
 from exportwatch.wiring import build_poller
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, aws_client
 from support.readback import drain, published, raw_item
 from support.tracking import stamp, track_job
 

@@ -20,10 +20,16 @@ import requests
 from boto3.dynamodb.types import TypeDeserializer
 
 from conftest import track
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications, subscribe_queue
 from exportwatch.model import Job, from_epoch, iso
 from exportwatch.poll import CycleSummary, Poller, run_cycle
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import (
+    LocalStack,
+    ReceivedNotification,
+    aws_client,
+    receive_notifications,
+    subscribe_queue,
+)
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 import pytest
 
 from exportwatch.config import Settings
-from exportwatch.emulator import IntercomEmulator
 from exportwatch.intercom import IntercomClient, RateGate
-from exportwatch.localstack import LocalStack
 from exportwatch.poll import CycleSummary, Poller, run_cycle
 from exportwatch.wiring import build_poller
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack
 from support.intercom_stub import IntercomStub, job_model, rate_limited_without_headers, status_path
 from support.readback import (
     calls_per_window,

@@ -1,6 +1,6 @@
 """Notifications people read: the email text and the Slack payload for every outcome, against reviewed snapshots.
 
-The inputs are fixed (exportwatch.samples), so the snapshots only change when the rendering does; regenerate
+The inputs are fixed (exportwatch_local.samples), so the snapshots only change when the rendering does; regenerate
 with UPDATE_SNAPSHOTS=1 and review the diff. Also: the JSON contract stays byte for byte what it was.
 """
 
@@ -17,8 +17,6 @@ import pytest
 
 import conftest
 from conftest import SNAPSHOTS, check_snapshot
-from exportwatch import cli
-from exportwatch.localstack import LocalStack, aws_client, receive_notifications, subscribe_queue
 from exportwatch.model import JOB_ID_MAX_LEN, Event, Job, JobState
 from exportwatch.notifier import (
     SNS_MESSAGE_MAX_BYTES,
@@ -39,8 +37,10 @@ from exportwatch.render import (
     slack_payload_for_message,
     start_command,
 )
-from exportwatch.samples import FOREIGN_MESSAGES, SAMPLE_BUCKET, SAMPLE_JOBS, SAMPLE_TOPIC_ARN, SAMPLE_WARNINGS
-from exportwatch.slack_receiver import validate_payload
+from exportwatch_local import cli
+from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications, subscribe_queue
+from exportwatch_local.samples import FOREIGN_MESSAGES, SAMPLE_BUCKET, SAMPLE_JOBS, SAMPLE_TOPIC_ARN, SAMPLE_WARNINGS
+from exportwatch_local.slack_receiver import validate_payload
 
 REGION = region_from_arn(SAMPLE_TOPIC_ARN)
 FOREIGN_MESSAGE_ID = "5f0c3c52-3a9e-5d4b-9f7e-0d1c2b3a4f5e"

@@ -17,7 +17,7 @@ import pytest
 from exportwatch.model import Event, Job, JobState
 from exportwatch.notifier import notification_for, warning_for
 from exportwatch.render import email_text, slack_payload, slack_payload_for_message
-from exportwatch.samples import SAMPLE_JOBS, SAMPLE_WARNINGS
+from exportwatch_local.samples import SAMPLE_JOBS, SAMPLE_WARNINGS
 
 REGION = "eu-west-1"
 ZWSP = "\u200b"

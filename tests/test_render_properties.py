@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from exportwatch.model import Event
 from exportwatch.render import email_text, slack_payload, slack_payload_for_message
-from exportwatch.slack_receiver import validate_payload
+from exportwatch_local.slack_receiver import validate_payload
 
 # Slack's limits, independent of render.py's constants.
 HEADER_MAX = 150

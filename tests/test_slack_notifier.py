@@ -2,7 +2,7 @@
 
 Everything goes over the real protocols: the webhook URL comes from moto's Secrets Manager through Powertools
 Parameters, the events are SNS envelopes captured from moto's SNS -> SQS delivery (events/sns_*.json, and fresh
-ones), and the posts go over HTTP to exportwatch.slack_receiver. Failures must raise; the URL must never show.
+ones), and the posts go over HTTP to exportwatch_local.slack_receiver. Failures must raise; the URL must never show.
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ from typing import Any
 import pytest
 
 from conftest import REPO_ROOT, TEMPLATE
-from exportwatch.asyncinvoke import create_dead_letter_queue, invoke_async, retry_attempts
 from exportwatch.config import ConfigError
-from exportwatch.localstack import LocalStack, aws_client, load_template, receive_notifications, subscribe_queue
 from exportwatch.notifier import notification_for
 from exportwatch.render import slack_payload, slack_payload_for_message
-from exportwatch.samples import FOREIGN_MESSAGES, SAMPLE_JOBS
 from exportwatch.slack import (
     SlackRateLimited,
     SlackRejected,
@@ -39,7 +36,10 @@ from exportwatch.slack import (
     parse_webhook_url,
     uninstall_log_redaction,
 )
-from exportwatch.slack_receiver import (
+from exportwatch_local.asyncinvoke import create_dead_letter_queue, invoke_async, retry_attempts
+from exportwatch_local.localstack import LocalStack, aws_client, load_template, receive_notifications, subscribe_queue
+from exportwatch_local.samples import FOREIGN_MESSAGES, SAMPLE_JOBS
+from exportwatch_local.slack_receiver import (
     CHANNEL_IS_ARCHIVED,
     CHANNEL_NOT_FOUND,
     INVALID_PAYLOAD,
@@ -49,7 +49,7 @@ from exportwatch.slack_receiver import (
     rate_limited,
     slow,
 )
-from exportwatch.snsevents import EVENT_FILES, capture, lambda_event
+from exportwatch_local.snsevents import EVENT_FILES, capture, lambda_event
 
 APP_PATH = REPO_ROOT / "functions" / "slack_notifier" / "app.py"
 EVENTS = REPO_ROOT / "events"
@@ -182,7 +182,7 @@ VARIABLE = {
 
 
 def test_saved_events_match_a_fresh_capture(stack: LocalStack) -> None:
-    """events/sns_*.json are what SNS really delivers: capture again and compare (python -m exportwatch.snsevents)."""
+    """events/sns_*.json are what SNS really delivers: capture again and compare (exportwatch_local.snsevents)."""
     fresh = capture(stack.endpoint_url, stack.topic_arn, list(EVENT_FILES.values()))
     for file_name, sample in EVENT_FILES.items():
         saved, new = saved_event(file_name), fresh[sample]
@@ -448,7 +448,7 @@ def test_retry_after_as_an_http_date(webhook: str, slack_receiver: SlackReceiver
 def test_a_dead_webhook_fails_the_function_and_the_event_lands_in_the_dead_letter_queue(
     app: ModuleType, webhook: str, stack: LocalStack, slack_receiver: SlackReceiver
 ) -> None:
-    """Lambda's async retries and OnFailure destination, as template.yaml configures them (exportwatch.asyncinvoke)."""
+    """Lambda's async retries and OnFailure destination as template.yaml sets them (exportwatch_local.asyncinvoke)."""
     template = load_template(TEMPLATE)
     dlq = create_dead_letter_queue(stack.endpoint_url, template, f"exportwatch-slack-dlq-{secrets.token_hex(4)}")
     sqs = aws_client("sqs", stack.endpoint_url)

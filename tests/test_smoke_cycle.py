@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 from conftest import track
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, aws_client, receive_notifications
 from exportwatch.poll import Poller, run_cycle
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
 
 
 def test_completed_export_is_copied_and_notified_once(

@@ -17,8 +17,8 @@ from samtranslator.translator.transform import transform
 
 from exportwatch.archive import ZIP, object_key
 from exportwatch.config import ConfigError, Settings
-from exportwatch.localstack import load_template
 from exportwatch.store import DUE_INDEX
+from exportwatch_local.localstack import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yaml"

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from conftest import track
-from exportwatch import cli
 from exportwatch.config import ConfigError
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, aws_client, receive_notifications
 from exportwatch.poll import CycleSummary, Poller, run_cycle
 from exportwatch.wiring import build_poller
+from exportwatch_local import cli
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
 
 # -- a second origin that records what reaches it --------------------------------------------------------------
 

@@ -20,15 +20,15 @@ import requests
 
 from conftest import track
 from exportwatch.config import Settings
-from exportwatch.emulator import IntercomEmulator
 from exportwatch.intercom import ForeignOrigin, IntercomClient
-from exportwatch.localstack import LocalStack, aws_client, receive_notifications
 from exportwatch.model import Job, JobState, iso, utcnow
 from exportwatch.observability import cycle_metrics
 from exportwatch.poll import Poller, run_cycle
 from exportwatch.ratelimit import MAX_RESET_SECONDS
 from exportwatch.urls import UnsafeUrl, resolve
 from exportwatch.wiring import build_poller
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
 
 P = "/download/content/data/{job}"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from exportwatch.config import Settings
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack
 from test_token_safety import foreign  # noqa: F401  (the fixture: a server on another origin)
 
 from .harness import FaultHarness, Row

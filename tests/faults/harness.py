@@ -28,11 +28,11 @@ from botocore.exceptions import ClientError
 
 from exportwatch.archive import CopySettings
 from exportwatch.config import Settings
-from exportwatch.emulator import IntercomEmulator
-from exportwatch.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications
 from exportwatch.model import Job, iso, utcnow
 from exportwatch.poll import CycleSummary, Poller, run_cycle
 from exportwatch.wiring import aws_clients, build_poller
+from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications
 from test_archive import emulator_digest, object_digest
 from test_poll_outcomes import item
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from exportwatch.archive import CopySettings
-from exportwatch.localstack import aws_client
+from exportwatch_local.localstack import aws_client
 from test_concurrency import set_attrs
 
 from .harness import Expect, FailOnce, FaultHarness, MiB

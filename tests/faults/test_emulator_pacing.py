@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from exportwatch.emulator import IntercomEmulator
+from exportwatch_local.emulator import IntercomEmulator
 
 TOKEN = "pacing-token"
 SIZE = 300_000

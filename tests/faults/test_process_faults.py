@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from exportwatch.localstack import aws_client
+from exportwatch_local.localstack import aws_client
 
 from .harness import Expect, FaultHarness, MiB
 

@@ -1,6 +1,6 @@
 """A scripted stand-in for Intercom on 127.0.0.1, for answers the emulator does not give.
 
-The emulator (exportwatch.emulator) adds X-RateLimit-* headers to every authorised answer, so it cannot play a
+The emulator (exportwatch_local.emulator) adds X-RateLimit-* headers to every authorised answer, so it cannot play a
 429 that carries none. This stub answers each path from a script instead: `answer(path, a1, a2, ...)` serves a1
 to the first request for that path, a2 to the second, and repeats the last answer after that. Every request is
 recorded with the status it got. Stdlib only; the server runs on its own thread and closes each connection after

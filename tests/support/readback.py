@@ -9,8 +9,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from exportwatch.emulator import IntercomEmulator, RecordedRequest
-from exportwatch.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications
+from exportwatch_local.emulator import IntercomEmulator, RecordedRequest
+from exportwatch_local.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications
 
 _deser = TypeDeserializer()
 

@@ -92,9 +92,9 @@ def _heading(text: str) -> None:
 def run_demo(template: str | None = None, *, keep: bool = False) -> int:
     import logging
 
-    from exportwatch import cli
-    from exportwatch.emulator import IntercomEmulator
-    from exportwatch.localstack import (
+    from exportwatch_local import cli
+    from exportwatch_local.emulator import IntercomEmulator
+    from exportwatch_local.localstack import (
         MotoServer,
         aws_client,
         create_resources,
@@ -228,11 +228,11 @@ class _DemoContext:
 def _show_people_notifications(endpoint_url: str, topic_arn: str, received: list[Any], template_path: Path) -> bool:
     import json
 
-    from exportwatch.asyncinvoke import create_dead_letter_queue, invoke_async, retry_attempts
-    from exportwatch.localstack import aws_client, load_template
     from exportwatch.render import email_text, region_from_arn
-    from exportwatch.slack_receiver import CHANNEL_NOT_FOUND, SlackReceiver
-    from exportwatch.snsevents import capture, lambda_event
+    from exportwatch_local.asyncinvoke import create_dead_letter_queue, invoke_async, retry_attempts
+    from exportwatch_local.localstack import aws_client, load_template
+    from exportwatch_local.slack_receiver import CHANNEL_NOT_FOUND, SlackReceiver
+    from exportwatch_local.snsevents import capture, lambda_event
 
     sns = aws_client("sns", endpoint_url)
     subscription_arn = next(
@@ -320,7 +320,7 @@ SANDBOX_READY = "the local stack is running"  # printed after the export lines (
 
 def _keep_running(env: Mapping[str, str], intercom: Any) -> None:
     """Print the environment and example commands, then wait for Ctrl-C (or SIGTERM) and return."""
-    from exportwatch.emulator import SCENARIOS
+    from exportwatch_local.emulator import SCENARIOS
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -4,7 +4,7 @@ A subclass of `LoopbackServer` passes its request handler (a `LoopbackHandler`) 
 ``start``/``stop``, ``with``, ``base_url``, and on ``stop`` every open keep-alive connection shut so no
 handler thread outlives it. Slow answers should wait on ``self._stopping``: ``stop`` sets it.
 
-Stdlib only: the module ships in the Lambda layer.
+Stdlib only, like the servers built on it (never deployed: exportwatch_local).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def find_template(explicit: str | os.PathLike[str] | None = None) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"template not found: {path}")
         return path
-    candidates = [Path.cwd() / TEMPLATE_NAME, Path(__file__).resolve().parents[3] / TEMPLATE_NAME]
+    candidates = [Path.cwd() / TEMPLATE_NAME, Path(__file__).resolve().parents[2] / TEMPLATE_NAME]
     for path in candidates:
         if path.is_file():
             return path

@@ -5,7 +5,7 @@ API's inconsistencies (`complete` vs `completed`, a 504 with a JSON `failed` bod
 gzip bodies), because the client must survive every variant the live API has been seen to produce.
 
 Jobs advance by the number of status calls, never by wall time, so scripted runs are deterministic.
-Stdlib only: the module ships in the Lambda layer and must not pull a web framework into it.
+Stdlib only, so it starts fast and runs anywhere Python does (it is never deployed: exportwatch_local).
 
 Scripting from Python::
 
@@ -13,7 +13,7 @@ Scripting from Python::
         job_id = emu.add_job("html_504", html_504_count=1)
         ...  # point the client at emu.base_url with token "emulator-token"
 
-From another process: ``python -m exportwatch.emulator --port 8765 --token T`` and the control API
+From another process: ``python -m exportwatch_local.emulator --port 8765 --token T`` and the control API
 under ``/_emulator/`` (no auth), see ``IntercomEmulator._control``.
 """
 
@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from typing import Final, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from exportwatch.loopback import LoopbackHandler, LoopbackServer
+from exportwatch_local.loopback import LoopbackHandler, LoopbackServer
 
 __all__ = [
     "CSV_COLUMNS",
@@ -1213,7 +1213,7 @@ class _Handler(LoopbackHandler[IntercomEmulator]):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m exportwatch.emulator",
+        prog="python -m exportwatch_local.emulator",
         description="Local Intercom data export API emulator. Prints its base URL on the first line.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")

@@ -7,7 +7,7 @@ UnsubscribeURL -> UnsubscribeUrl), an absent Subject is null, and the envelope s
 
 Regenerate events/sns_*.json (what `sam local invoke SlackNotifierFunction -e events/sns_failed.json` takes):
 
-    python -m exportwatch.snsevents [--out events]
+    python -m exportwatch_local.snsevents [--out events]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Final
 
 __all__ = ["EVENT_FILES", "capture", "lambda_event", "main", "write_events"]
 
-# File name (events/<name>.json) -> the sample it carries (exportwatch.samples).
+# File name (events/<name>.json) -> the sample it carries (exportwatch_local.samples).
 EVENT_FILES: Final[dict[str, str]] = {
     "sns_completed": "completed",
     "sns_failed": "failed",
@@ -74,9 +74,9 @@ def capture(endpoint_url: str, topic_arn: str, names: Sequence[str] | None = Non
     SQS receives, as the `default` text is what Lambda receives); foreign samples by a plain Publish, as another
     publisher on the topic would.
     """
-    from exportwatch.localstack import aws_client, receive_notifications, subscribe_queue
     from exportwatch.notifier import Notifier, notification_for
-    from exportwatch.samples import FOREIGN_MESSAGES, SAMPLE_JOBS
+    from exportwatch_local.localstack import aws_client, receive_notifications, subscribe_queue
+    from exportwatch_local.samples import FOREIGN_MESSAGES, SAMPLE_JOBS
 
     wanted = list(names) if names is not None else [*SAMPLE_JOBS, *FOREIGN_MESSAGES]
     region = topic_arn.split(":")[3]
@@ -128,10 +128,10 @@ def write_events(out: Path, endpoint_url: str, topic_arn: str) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from exportwatch.localstack import MotoServer, create_resources
+    from exportwatch_local.localstack import MotoServer, create_resources
 
     parser = argparse.ArgumentParser(
-        prog="python -m exportwatch.snsevents", description="Capture sample SNS events for the Slack function."
+        prog="python -m exportwatch_local.snsevents", description="Capture sample SNS events for the Slack function."
     )
     parser.add_argument("--out", default="events", help="directory for the sns_*.json files (default: events)")
     args = parser.parse_args(argv)

@@ -97,7 +97,7 @@ def create_dead_letter_queue(
     endpoint_url: str, template: dict[str, Any], name: str, *, queue_id: str = SLACK_DLQ_ID
 ) -> str:
     """The dead-letter queue, created in moto from its own definition in template.yaml; returns its URL."""
-    from exportwatch.localstack import aws_client
+    from exportwatch_local.localstack import aws_client
 
     props = template["Resources"][queue_id].get("Properties") or {}
     supported = ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout", "KmsMasterKeyId")

@@ -7,7 +7,7 @@ and for one it does not, a status with Slack's error code as the body: 400 ``inv
 channel_not_found, 429 with Retry-After, a slow answer...), or one answer for good (a dead webhook).
 Every request is recorded; the messages it took are in ``payloads``.
 
-Stdlib only, like the Intercom emulator: the module ships in the Lambda layer.
+Stdlib only, like the Intercom emulator (never deployed: exportwatch_local).
 
     with SlackReceiver() as slack:
         url = slack.new_webhook()                       # http://127.0.0.1:PORT/services/T.../B.../secret
@@ -15,7 +15,7 @@ Stdlib only, like the Intercom emulator: the module ships in the Lambda layer.
         ...
         slack.payloads                                  # what reached the "channel"
 
-From a shell: ``python -m exportwatch.slack_receiver --port 8766`` prints a webhook URL, then one line per post.
+From a shell: ``python -m exportwatch_local.slack_receiver --port 8766`` prints a webhook URL, then one line per post.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from exportwatch.loopback import LoopbackHandler, LoopbackServer
+from exportwatch_local.loopback import LoopbackHandler, LoopbackServer
 
 __all__ = [
     "CHANNEL_NOT_FOUND",
@@ -357,7 +357,7 @@ class _Handler(LoopbackHandler[SlackReceiver]):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m exportwatch.slack_receiver",
+        prog="python -m exportwatch_local.slack_receiver",
         description="Local Slack incoming-webhook receiver. Prints a webhook URL, then one line per post.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
