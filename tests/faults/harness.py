@@ -33,8 +33,8 @@ from exportwatch.poll import CycleSummary, Poller, run_cycle
 from exportwatch.wiring import aws_clients, build_poller
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications
-from test_archive import emulator_digest, object_digest
-from test_poll_outcomes import item
+from support.digests import emulator_digest, object_digest
+from support.outcomes import item
 
 MiB = 1024 * 1024
 _EXPORTWATCH = Path(sys.executable).with_name("exportwatch")  # the console script in the venv

@@ -15,7 +15,7 @@ import pytest
 
 from exportwatch.archive import CopySettings
 from exportwatch_local.localstack import aws_client
-from test_concurrency import set_attrs
+from support.aws import set_attrs
 
 from .harness import Expect, FailOnce, FaultHarness, MiB
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from test_token_safety import ForeignServer
+from support.foreign import ForeignServer
 
 from .harness import Expect, FaultHarness, MiB
 
@@ -128,7 +128,7 @@ def test_long_rate_limit_defers_the_job_to_the_reset(harness: FaultHarness) -> N
     assert h.poller().store.due_ids(reset - 1) == [others[0], others[1]]  # deferred, not due before the reset
 
     # The window resets (moved to now instead of waiting two minutes): the next scheduled cycle takes all three.
-    from test_concurrency import set_attrs
+    from support.aws import set_attrs
 
     set_attrs(h.stack, limited, next_check_at=0)
     run = h.cli("poll", "--json", env=one_at_a_time)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LAYER_REQUIREMENTS = REPO_ROOT / "layers" / "exportwatch" / "requirements.txt"
 LOCKS = [REPO_ROOT / "uv.lock", REPO_ROOT / "tools" / "security" / "uv.lock", REPO_ROOT / "tools" / "sam" / "uv.lock"]
 PYPI = "https://pypi.org/simple"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import json
 import re
@@ -13,14 +12,14 @@ from typing import Any
 from cfnlint.api import lint
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from samtranslator.translator.transform import transform
 
 from exportwatch.archive import ZIP, object_key
 from exportwatch.config import ConfigError, Settings
 from exportwatch.store import DUE_INDEX
 from exportwatch_local.localstack import load_template
+from support.template import as_list, policy_statements, referenced_ids, resources_of_type, sam_transform
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"
 DESIGN = REPO_ROOT / "docs" / "design.md"
 REGION = "us-east-1"
@@ -58,27 +57,6 @@ STAR_ALLOWED_ACTIONS: set[str] = set()
 SAM_DEFAULT_MANAGED_POLICIES = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
 
 
-class _NoIamPolicyLoader:
-    """Stands in for samtranslator's ManagedPolicyLoader without its IAM client: the template names no
-    managed policy by name (SAM only loads this map to resolve one), so the map can be empty."""
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
-def sam_transform(template: dict[str, Any]) -> dict[str, Any]:
-    """SAM -> CloudFormation in-process, with s3:// placeholders for the local CodeUri/ContentUri."""
-    sam = copy.deepcopy(template)
-    for logical_id, resource in sam["Resources"].items():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
-            props["CodeUri"] = f"s3://exportwatch-artifacts/{logical_id}.zip"
-        if resource["Type"] == "AWS::Serverless::LayerVersion" and isinstance(props.get("ContentUri"), str):
-            props["ContentUri"] = f"s3://exportwatch-artifacts/{logical_id}.zip"
-    cfn: dict[str, Any] = transform(sam, {}, _NoIamPolicyLoader())
-    return cfn
-
-
 def lint_errors(cfn: dict[str, Any]) -> list[str]:
     """cfn-lint's errors (rule ids E*) for a transformed template."""
     matches = lint(json.dumps(cfn), regions=[REGION])
@@ -94,54 +72,12 @@ def check(template: dict[str, Any]) -> list[str]:
     return lint_errors(cfn)
 
 
-def resources_of_type(cfn: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in cfn["Resources"].items() if v["Type"] == type_}
-
-
 def design_section_names(heading: str) -> set[str]:
     """Backticked identifiers in the docs/design.md section whose `## ` heading starts with `heading`."""
     text = DESIGN.read_text(encoding="utf-8")
     match = re.search(rf"^## {re.escape(heading)}[^\n]*\n(.*?)(?=^## |\Z)", text, re.M | re.S)
     assert match, f"design.md has no section {heading!r}"
     return set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", match.group(1)))
-
-
-def referenced_ids(value: Any, local: frozenset[str] = frozenset()) -> set[str]:
-    """Logical ids (and parameters) an intrinsic expression refers to; pseudo parameters are left out."""
-    found: set[str] = set()
-    if isinstance(value, list):
-        for item in value:
-            found |= referenced_ids(item, local)
-    elif isinstance(value, dict):
-        for key, arg in value.items():
-            if key == "Ref":
-                found.add(arg)
-            elif key == "Fn::GetAtt":
-                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
-            elif key == "Fn::Sub":
-                text, variables = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
-                for name in re.findall(r"\$\{([^}!][^}]*)\}", text):
-                    base = name.split(".")[0]
-                    if base not in variables:
-                        found.add(base)
-                found |= referenced_ids(list(variables.values()), local)
-            else:
-                found |= referenced_ids(arg, local)
-    return {name for name in found if not name.startswith("AWS::")}
-
-
-def policy_statements(cfn: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for role_id, role in resources_of_type(cfn, "AWS::IAM::Role").items():
-        for policy in role["Properties"].get("Policies", []):
-            statements = policy["PolicyDocument"]["Statement"]
-            for statement in statements if isinstance(statements, list) else [statements]:
-                out.append((role_id, statement))
-    return out
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 # ------------------------------------------------------------------------------------- transform + lint

@@ -13,7 +13,7 @@ from exportwatch.notifier import Notifier, notification_for
 from exportwatch.slack import CONNECT_TIMEOUT, MAX_RETRY_AFTER_WAIT, READ_TIMEOUT
 from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications, subscribe_queue
 from exportwatch_local.samples import SAMPLE_JOBS
-from test_template import as_list, policy_statements, referenced_ids, resources_of_type
+from support.template import as_list, policy_statements, referenced_ids, resources_of_type
 
 ALL_EVENTS = {e.value for e in Event}
 SLACK_RESOURCES = {

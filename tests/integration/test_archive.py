@@ -12,46 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import requests
 
-from conftest import track
 from exportwatch.archive import GZIP, UNKNOWN, ZIP, CopySettings, IncompleteDownload, copy_to_s3, sniff
 from exportwatch.poll import Poller, run_cycle
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, MotoServer, aws_client, receive_notifications
+from support.digests import emulator_digest, object_digest, s3_client
+from support.tracking import track
 
 MiB = 1024 * 1024
 BIG = 12_000_000  # three 5 MiB parts
-
-
-def s3_client(stack: LocalStack) -> Any:
-    return aws_client("s3", stack.endpoint_url)
-
-
-def emulator_digest(emulator: IntercomEmulator, job_id: str) -> tuple[int, str, bytes]:
-    """(size, sha256, first bytes) of the export as the emulator serves it, read as a stream."""
-    sha, size, head = hashlib.sha256(), 0, b""
-    with requests.get(
-        f"{emulator.base_url}/download/content/data/{job_id}",
-        headers={"Authorization": f"Bearer {emulator.token}", "Accept": "application/octet-stream"},
-        stream=True,
-        timeout=30,
-    ) as resp:
-        assert resp.status_code == 200
-        for chunk in resp.iter_content(1 << 20):
-            head = head or chunk[:8]
-            sha.update(chunk)
-            size += len(chunk)
-    return size, sha.hexdigest(), head
-
-
-def object_digest(stack: LocalStack, key: str) -> tuple[int, str, dict[str, Any]]:
-    obj = s3_client(stack).get_object(Bucket=stack.bucket, Key=key)
-    sha, size = hashlib.sha256(), 0
-    for chunk in obj["Body"].iter_chunks(1 << 20):
-        sha.update(chunk)
-        size += len(chunk)
-    return size, sha.hexdigest(), obj
 
 
 def assert_nothing_left(stack: LocalStack, key: str) -> None:

@@ -6,73 +6,31 @@ line on stderr with no traceback, and no output ever contains the Intercom token
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
-from conftest import TEMPLATE, track
-from exportwatch.model import Job, iso, utcnow
+from exportwatch.model import iso
 from exportwatch.poll import Poller
-from exportwatch.store import JobStore
 from exportwatch_local.emulator import IntercomEmulator
-from exportwatch_local.localstack import LocalStack, MotoServer, aws_client, create_resources, receive_notifications
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-_SCRIPT = Path(sys.executable).with_name("exportwatch")
-EXPORTWATCH = _SCRIPT if _SCRIPT.exists() else REPO_ROOT / ".venv" / "bin" / "exportwatch"
-REQUIRED = ("JOBS_TABLE", "EXPORT_BUCKET", "NOTIFY_TOPIC_ARN", "INTERCOM_TOKEN_SECRET")
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-class Cli(Protocol):
-    def __call__(
-        self, *args: str, module: bool = ..., set_env: dict[str, str] | None = ..., unset: tuple[str, ...] = ...
-    ) -> Result: ...
-
-
-def make_cli(env: dict[str, str], token: str) -> Cli:
-    """Run `exportwatch ARGS` (or `python -m exportwatch ARGS`) with `env`; fail if `token` shows in the output."""
-
-    def run(
-        *args: str, module: bool = False, set_env: dict[str, str] | None = None, unset: tuple[str, ...] = ()
-    ) -> Result:
-        child = {**os.environ, **env, **(set_env or {})}
-        for name in unset:
-            child.pop(name, None)
-        command = [sys.executable, "-m", "exportwatch", *args] if module else [str(EXPORTWATCH), *args]
-        proc = subprocess.run(
-            command,
-            env=child,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=60,
-            check=False,
-        )
-        result = Result(proc.returncode, proc.stdout, proc.stderr)
-        assert token not in result.out and token not in result.err, "the token leaked into the output"
-        return result
-
-    return run
+from exportwatch_local.localstack import LocalStack, MotoServer, create_resources, receive_notifications
+from support.cli_runner import (
+    REQUIRED,
+    Cli,
+    cached_client,
+    make_cli,
+    one_error_line,
+    seed_job,
+    table_items,
+)
+from support.paths import TEMPLATE
+from support.tracking import track
 
 
 @pytest.fixture
@@ -104,37 +62,8 @@ def shared(moto_server: MotoServer) -> Iterator[Shared]:
         yield Shared(stack, emulator, token, make_cli(env, token))
 
 
-def one_error_line(result: Result, code: int, *needles: str) -> str:
-    """Assert the command failed with `code` and exactly one stderr line mentioning every needle."""
-    assert result.code == code, result
-    lines = result.err.splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("exportwatch: error: "), lines[0]
-    assert "Traceback" not in result.err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-@functools.cache
-def _client(service: str, endpoint_url: str) -> Any:
-    return aws_client(service, endpoint_url)
-
-
-def table_items(stack: LocalStack) -> list[dict[str, Any]]:
-    ddb = _client("dynamodb", stack.endpoint_url)
-    items = ddb.scan(TableName=stack.table_name, ConsistentRead=True)["Items"]
-    return sorted(items, key=lambda item: item["job_identifier"]["S"])
-
-
 def plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: next(iter(v.values())) for k, v in item.items()}
-
-
-def seed_job(stack: LocalStack, job_id: str = "seededjob01", next_check_at: int = 0) -> None:
-    """A tracked job already in the table, so "the table is unchanged" means something."""
-    store = JobStore(_client("dynamodb", stack.endpoint_url), stack.table_name)
-    assert store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=next_check_at))
 
 
 def epoch(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
@@ -376,7 +305,7 @@ def test_a_bad_variable_is_named_in_one_line(shared: Shared, variable: str, valu
 
 def _secret(stack: LocalStack, token: str, kind: str) -> str:
     """A secret id whose value is bad in the way `kind` says (the real token is hidden in some of them)."""
-    sm = _client("secretsmanager", stack.endpoint_url)
+    sm = cached_client("secretsmanager", stack.endpoint_url)
     name = f"exportwatch/bad-{kind}-{secrets.token_hex(4)}"
     values: dict[str, dict[str, Any]] = {
         "no-value": {},
@@ -416,7 +345,7 @@ def test_a_bad_token_secret_fails_at_once_without_leaking_it(shared: Shared, kin
 
 
 def test_a_json_token_secret_works(cli: Cli, stack: LocalStack, token: str) -> None:
-    sm = _client("secretsmanager", stack.endpoint_url)
+    sm = cached_client("secretsmanager", stack.endpoint_url)
     arn = sm.create_secret(Name=f"exportwatch/json-{secrets.token_hex(4)}", SecretString=json.dumps({"token": token}))
     seed_job(stack, "unknownjob1")  # the emulator answers 404: a final state, notified
     result = cli("poll", set_env={"INTERCOM_TOKEN_SECRET": arn["ARN"]})

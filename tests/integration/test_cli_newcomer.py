@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 
-from conftest import TEMPLATE
 from exportwatch_local import cli as cli_module
 from exportwatch_local.demo import SANDBOX_READY
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, MotoServer, create_resources, receive_notifications
-from test_cli import EXPORTWATCH, REPO_ROOT, REQUIRED, Cli, Result, make_cli, one_error_line, seed_job, table_items
+from support.cli_runner import EXPORTWATCH, REQUIRED, Cli, Result, make_cli, one_error_line, seed_job, table_items
+from support.paths import REPO_ROOT, TEMPLATE
 
 REGIONS = ("AWS_DEFAULT_REGION", "AWS_REGION")
 START = ("start", "--since", "2024-01-01", "--until", "2024-01-02")

@@ -12,9 +12,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from conftest import track
 from exportwatch.config import Settings
 from exportwatch.notifier import Notifier
 from exportwatch.poll import CycleSummary, Poller, run_cycle
@@ -22,6 +20,8 @@ from exportwatch.store import LeaseLost
 from exportwatch.wiring import build_poller
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications
+from support.aws import FlakySNS, set_attrs
+from support.tracking import track
 
 N_JOBS = 40
 
@@ -44,19 +44,6 @@ def assert_once_each(emulator: IntercomEmulator, notes: list[ReceivedNotificatio
     assert downloads_per_job(emulator) == Counter(dict.fromkeys(job_ids, 1))
     announced = Counter((n.body["job_identifier"], n.body["event"]) for n in notes)
     assert announced == Counter({(job_id, "export.completed"): 1 for job_id in job_ids})
-
-
-def set_attrs(stack: LocalStack, job_id: str, **values: int | str) -> None:
-    ddb = aws_client("dynamodb", stack.endpoint_url)
-    names = {f"#{k}": k for k in values}
-    vals = {f":{k}": ({"N": str(v)} if isinstance(v, int) else {"S": v}) for k, v in values.items()}
-    ddb.update_item(
-        TableName=stack.table_name,
-        Key={"job_identifier": {"S": job_id}},
-        UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=vals,
-    )
 
 
 # -- many pollers, many jobs ----------------------------------------------------------------------------------
@@ -204,22 +191,6 @@ def test_poller_that_lost_its_lease_publishes_nothing(
 
 
 # -- publish failures ------------------------------------------------------------------------------------------
-
-
-class FlakySNS:
-    """The real SNS client, except that the first `fail` publishes raise like an SNS outage."""
-
-    def __init__(self, sns: Any, fail: int = 1) -> None:
-        self._sns, self._fail = sns, fail
-        self.attempts = self.published = 0
-
-    def publish(self, **kwargs: Any) -> Any:
-        self.attempts += 1
-        if self.attempts <= self._fail:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "SNS is having a bad day"}}, "Publish")
-        resp = self._sns.publish(**kwargs)
-        self.published += 1
-        return resp
 
 
 @pytest.mark.parametrize("failure", ["missing_topic", "flaky_client"])

@@ -2,112 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import logging
-import sys
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from conftest import REPO_ROOT, track
 from exportwatch.model import Job, iso, utcnow
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
-
-POLLER_DIR = REPO_ROOT / "functions" / "poller"
-EVENTS = REPO_ROOT / "events"
-FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:exportwatch-poller"
-
-
-@dataclass
-class FakeContext:
-    """The attributes Powertools and the handler read from a LambdaContext."""
-
-    remaining_ms: int = 600_000
-    function_name: str = "exportwatch-poller"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = FUNCTION_ARN
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-def event(name: str) -> Any:
-    return json.loads((EVENTS / name).read_text())
-
-
-class CurrentStdout:
-    """A stream that is whatever sys.stdout is when written to (pytest swaps it between test phases)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
-def _logger_state(logger: logging.Logger) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, list) else v) for k, v in vars(logger).items()}
-
-
-@pytest.fixture
-def app(env: dict[str, str], capfd: pytest.CaptureFixture[str]) -> Iterator[ModuleType]:
-    """functions/poller/app.py imported under a unique name, with its environment set (the `env` fixture).
-
-    Powertools configures the process-wide "exportwatch" logger on import (level, a stdout handler, markers that
-    make later imports skip configuration); it is put back afterwards so other tests' log capture is unaffected
-    and the next import here writes to that test's captured stdout.
-    """
-    touched = [logging.getLogger(n) for n in ("exportwatch", "aws_lambda_powertools")]
-    saved = [(lg, _logger_state(lg)) for lg in touched]
-    root_filters = {h: list(h.filters) for h in logging.root.handlers}
-    name = f"exportwatch_poller_app_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, POLLER_DIR / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(POLLER_DIR))
-    try:
-        spec.loader.exec_module(module)
-        handler = module.logger.registered_handler
-        assert isinstance(handler, logging.StreamHandler)
-        handler.setStream(CurrentStdout())
-        vars(module)["_poller"] = None  # as in a fresh container
-        yield module
-    finally:
-        vars(module)["_poller"] = None
-        sys.modules.pop(name, None)
-        sys.path.remove(str(POLLER_DIR))
-        for lg, state in saved:
-            vars(lg).clear()
-            vars(lg).update(state)
-        for handler, filters in root_filters.items():
-            handler.filters[:] = filters
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            out.append(value)
-    return out
-
-
-def emf_blobs(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [line for line in lines if "_aws" in line]
+from support.lambda_handler import FUNCTION_ARN, FakeContext, emf_blobs, event, json_lines
+from support.paths import EVENTS
+from support.tracking import track
 
 
 def table_items(stack: LocalStack) -> list[dict[str, Any]]:

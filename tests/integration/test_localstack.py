@@ -19,7 +19,7 @@ from exportwatch_local.localstack import (
     subscribe_queue,
 )
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 @pytest.fixture(scope="module")

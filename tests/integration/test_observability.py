@@ -14,13 +14,13 @@ from types import ModuleType
 
 import pytest
 
-from conftest import track
 from exportwatch import observability
 from exportwatch.model import Job, from_epoch, iso
 from exportwatch.poll import Poller, run_cycle
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack
-from test_handler import FUNCTION_ARN, FakeContext, app, emf_blobs, event, json_lines  # noqa: F401  (app: fixture)
+from support.lambda_handler import FUNCTION_ARN, FakeContext, emf_blobs, event, json_lines
+from support.tracking import track
 
 HOUR = 3600
 JOB_LINE = re.compile(r"^job ([A-Za-z0-9_-]+): ")
@@ -131,7 +131,7 @@ def test_job_context_is_per_thread(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_every_handler_line_about_a_job_names_it_and_the_request(
-    app: ModuleType,  # noqa: F811  (the fixture imported from test_handler)
+    app: ModuleType,
     emulator: IntercomEmulator,
     stack: LocalStack,
     subscriber: str,

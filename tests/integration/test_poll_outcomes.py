@@ -17,58 +17,30 @@ from typing import Any
 
 import pytest
 import requests
-from boto3.dynamodb.types import TypeDeserializer
 
-from conftest import track
 from exportwatch.model import Job, from_epoch, iso
 from exportwatch.poll import CycleSummary, Poller, run_cycle
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import (
     LocalStack,
-    ReceivedNotification,
     aws_client,
     receive_notifications,
     subscribe_queue,
 )
+from support.outcomes import (
+    ISO_Z,
+    assert_contract,
+    assert_settled,
+    due_index,
+    item,
+    one_note,
+    result_for,
+)
+from support.readback import drain
+from support.tracking import track
 
-ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-BASE_KEYS = {"event", "job_identifier", "intercom_status", "occurred_at"}
-_deser = TypeDeserializer()
-
-
 # -- helpers ------------------------------------------------------------------------------------------------
-
-
-def item(stack: LocalStack, job_id: str) -> dict[str, Any]:
-    """The job's raw table item, deserialized (numbers are Decimal)."""
-    ddb = aws_client("dynamodb", stack.endpoint_url)
-    resp = ddb.get_item(TableName=stack.table_name, Key={"job_identifier": {"S": job_id}}, ConsistentRead=True)
-    return {k: _deser.deserialize(v) for k, v in resp["Item"].items()}
-
-
-def due_index(stack: LocalStack) -> list[str]:
-    """What the sparse due index holds right now (the Query an idle cycle pays for)."""
-    ddb = aws_client("dynamodb", stack.endpoint_url)
-    resp = ddb.query(
-        TableName=stack.table_name,
-        IndexName="due-index",
-        KeyConditionExpression="due_shard = :d",
-        ExpressionAttributeValues={":d": {"S": "due"}},
-    )
-    return [i["job_identifier"]["S"] for i in resp["Items"]]
-
-
-def drain(stack: LocalStack, queue_url: str) -> list[ReceivedNotification]:
-    """Everything in the queue now (moto delivers SNS -> SQS during Publish, so nothing is in flight)."""
-    return receive_notifications(stack.endpoint_url, queue_url, timeout=0.9)
-
-
-def one_note(stack: LocalStack, queue_url: str) -> ReceivedNotification:
-    notes = receive_notifications(stack.endpoint_url, queue_url, expect=1, timeout=5)
-    notes += drain(stack, queue_url)
-    assert len(notes) == 1, [n.body for n in notes]
-    return notes[0]
 
 
 def emulator_body(emulator: IntercomEmulator, job_id: str) -> bytes:
@@ -80,44 +52,6 @@ def emulator_body(emulator: IntercomEmulator, job_id: str) -> bytes:
     )
     assert resp.status_code == 200
     return resp.content
-
-
-def result_for(summary: CycleSummary, job_id: str) -> Any:
-    matches = [r for r in summary.results if r.job_identifier == job_id]
-    assert len(matches) == 1, summary.to_dict()
-    return matches[0]
-
-
-def assert_contract(note: ReceivedNotification, event: str, job_id: str, intercom_status: str) -> dict[str, Any]:
-    body = note.body
-    assert isinstance(body, dict), note.message
-    assert body.keys() >= BASE_KEYS
-    assert body["event"] == event
-    assert body["job_identifier"] == job_id
-    assert body["intercom_status"] == intercom_status
-    assert ISO_Z.match(body["occurred_at"]), body["occurred_at"]
-    assert note.attributes == {"event": event, "job_identifier": job_id}
-    subject = note.subject
-    assert subject is not None and subject.startswith("exportwatch: export ") and job_id in subject
-    assert subject.isascii() and "\n" not in subject and len(subject) <= 100
-    if event == "export.completed":
-        assert "reason" not in body
-    else:
-        assert isinstance(body.get("reason"), str) and body["reason"].strip()
-        assert "s3_uri" not in body
-    return body
-
-
-def assert_settled(stack: LocalStack, job_id: str, state: str) -> dict[str, Any]:
-    it = item(stack, job_id)
-    assert it["state"] == state
-    assert "due_shard" not in it
-    assert "lease_owner" not in it and "lease_until" not in it
-    assert ISO_Z.match(it["notified_at"])
-    # TTL: settled_ttl_days (30) from now, as epoch seconds.
-    assert abs(int(it["ttl"]) - (time.time() + 30 * 86400)) < 120
-    assert job_id not in due_index(stack)
-    return it
 
 
 def run_until_final(poller: Poller, stack: LocalStack, queue: str, job_id: str, cycles: int) -> CycleSummary:

@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 
-import conftest
-from conftest import SNAPSHOTS, check_snapshot
 from exportwatch.model import JOB_ID_MAX_LEN, Event, Job, JobState
 from exportwatch.notifier import (
     SNS_MESSAGE_MAX_BYTES,
@@ -41,6 +39,9 @@ from exportwatch_local import cli
 from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications, subscribe_queue
 from exportwatch_local.samples import FOREIGN_MESSAGES, SAMPLE_BUCKET, SAMPLE_JOBS, SAMPLE_TOPIC_ARN, SAMPLE_WARNINGS
 from exportwatch_local.slack_receiver import validate_payload
+from support import snapshots
+from support.paths import SNAPSHOTS
+from support.snapshots import check_snapshot
 
 REGION = region_from_arn(SAMPLE_TOPIC_ARN)
 FOREIGN_MESSAGE_ID = "5f0c3c52-3a9e-5d4b-9f7e-0d1c2b3a4f5e"
@@ -136,7 +137,7 @@ def test_slack_snapshot_files_parse_back_to_the_payload() -> None:
 
 def test_snapshots_cannot_be_updated_in_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """CI=true with UPDATE_SNAPSHOTS=1 fails instead of accepting every rendering change unseen."""
-    monkeypatch.setattr(conftest, "SNAPSHOTS", tmp_path)  # never the real files, whatever happens
+    monkeypatch.setattr(snapshots, "SNAPSHOTS", tmp_path)  # never the real files, whatever happens
     reviewed = tmp_path / "email" / "x.txt"
     reviewed.parent.mkdir()
     reviewed.write_text("reviewed\n", encoding="utf-8")

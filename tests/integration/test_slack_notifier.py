@@ -7,12 +7,13 @@ ones), and the posts go over HTTP to exportwatch_local.slack_receiver. Failures 
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import io
 import json
 import logging
 import re
 import secrets
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -22,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO_ROOT, TEMPLATE
 from exportwatch.config import ConfigError
 from exportwatch.notifier import notification_for
 from exportwatch.render import slack_payload, slack_payload_for_message
@@ -50,9 +50,9 @@ from exportwatch_local.slack_receiver import (
     slow,
 )
 from exportwatch_local.snsevents import EVENT_FILES, capture, lambda_event
+from support.paths import EVENTS, TEMPLATE
 
-APP_PATH = REPO_ROOT / "functions" / "slack_notifier" / "app.py"
-EVENTS = REPO_ROOT / "events"
+APP_MODULE = "slack_notifier.app"  # functions/slack_notifier/app.py (functions/ is on pytest's pythonpath)
 
 
 @dataclass
@@ -87,10 +87,8 @@ def app_module() -> Iterator[ModuleType]:
     package_logger = logging.getLogger("exportwatch")
     saved = (list(package_logger.handlers), package_logger.level, package_logger.propagate)
     root_filters = {handler: list(handler.filters) for handler in logging.root.handlers}
-    spec = importlib.util.spec_from_file_location("slack_notifier_app", APP_PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules.pop(APP_MODULE, None)  # imported afresh: its top level runs as in a new container
+    module = importlib.import_module(APP_MODULE)
     package_logger.handlers[:], package_logger.level, package_logger.propagate = saved
     for handler, filters in root_filters.items():
         handler.filters[:] = filters

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-from conftest import track
 from exportwatch.poll import Poller, run_cycle
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
+from support.tracking import track
 
 
 def test_completed_export_is_copied_and_notified_once(

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 import pytest
 import requests
 
-from conftest import track
 from exportwatch.config import Settings
 from exportwatch.intercom import ForeignOrigin, IntercomClient
 from exportwatch.model import Job, JobState, iso, utcnow
@@ -29,6 +28,7 @@ from exportwatch.urls import UnsafeUrl, resolve
 from exportwatch.wiring import build_poller
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
+from support.tracking import track
 
 P = "/download/content/data/{job}"
 

@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from conftest import track
 from exportwatch.config import ConfigError, Settings
 from exportwatch.model import Event, Job, JobState, from_epoch, iso
 from exportwatch.notifier import Notifier, warning_for
@@ -20,8 +19,10 @@ from exportwatch.poll import CycleSummary, Poller, run_cycle
 from exportwatch.wiring import build_poller
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, ReceivedNotification, aws_client
-from test_concurrency import FlakySNS
-from test_poll_outcomes import ISO_Z, assert_contract, assert_settled, drain, item, one_note, result_for
+from support.aws import FlakySNS
+from support.outcomes import ISO_Z, assert_contract, assert_settled, item, one_note, result_for
+from support.readback import drain
+from support.tracking import track
 
 HOUR = 3600
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exportwatch.model import Job, from_epoch, iso
+from exportwatch.model import Job, from_epoch, iso, utcnow
+from exportwatch.poll import Poller
 from exportwatch.store import JobStore
 
 
@@ -18,3 +19,9 @@ def track_job(store: JobStore, job_id: str, *, tracked_at: float, next_check_at:
     job = Job(job_identifier=job_id, tracked_at=stamp(tracked_at), next_check_at=next_check_at, **fields)
     assert store.track(job), f"job {job_id} is already tracked"
     return job
+
+
+def track(poller: Poller, *job_ids: str) -> None:
+    """Track jobs the way `exportwatch track` does (due at once)."""
+    for job_id in job_ids:
+        assert poller.store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=0))

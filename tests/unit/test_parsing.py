@@ -18,7 +18,7 @@ from exportwatch.intercom import MalformedResponse, Outcome, StatusReport, parse
 from exportwatch.model import InvalidJobId, validate_job_id
 from exportwatch.wiring import parse_token
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 valid_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", fullmatch=True)
