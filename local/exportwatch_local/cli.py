@@ -203,10 +203,12 @@ def _logging(level: int, debug: bool) -> Iterator[None]:
     root.addHandler(handler)
     # Only ever more verbose: a handler someone else put on the root logger (a test's capture) keeps its records.
     root.setLevel(min(root.level or logging.WARNING, level))
-    for noisy in ("botocore", "boto3", "s3transfer", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quieter = {name: logging.WARNING for name in ("botocore", "boto3", "s3transfer", "werkzeug")}
     # urllib3 logs each connection retry as a WARNING: a retry is normal, and its outcome is reported anyway.
-    logging.getLogger("urllib3").setLevel(logging.WARNING if debug else logging.ERROR)
+    quieter["urllib3"] = logging.WARNING if debug else logging.ERROR
+    saved = {name: logging.getLogger(name).level for name in quieter}
+    for name, quiet in quieter.items():
+        logging.getLogger(name).setLevel(quiet)
     _logging_depth = 1
     try:
         yield
@@ -214,6 +216,8 @@ def _logging(level: int, debug: bool) -> Iterator[None]:
         _logging_depth = 0
         root.removeHandler(handler)
         root.setLevel(saved_level)
+        for name, was in saved.items():  # an in-process caller (a test, the demo) gets its loggers back as they were
+            logging.getLogger(name).setLevel(was)
 
 
 def _silence_stdout() -> None:
