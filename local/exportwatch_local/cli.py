@@ -551,7 +551,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         template = find_template(args.template)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
-    return run_demo(template=str(template), keep=args.keep)
+    return run_demo(main, template=str(template), keep=args.keep)
 
 
 COMMANDS = {

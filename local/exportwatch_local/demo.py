@@ -17,7 +17,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,10 +89,11 @@ def _heading(text: str) -> None:
     _say(f"== {text} " + "=" * max(0, 76 - len(text)))
 
 
-def run_demo(template: str | None = None, *, keep: bool = False) -> int:
+def run_demo(exportwatch: Callable[[Sequence[str]], int], template: str | None = None, *, keep: bool = False) -> int:
+    """Run the demo; `exportwatch` runs one CLI command (cli.main, handed in by `exportwatch demo`, so this module
+    never imports the CLI back)."""
     import logging
 
-    from exportwatch_local import cli
     from exportwatch_local.emulator import IntercomEmulator
     from exportwatch_local.localstack import (
         MotoServer,
@@ -129,27 +130,27 @@ def run_demo(template: str | None = None, *, keep: bool = False) -> int:
                     _track_in_the_past(stack.table_name, job_id, demo_job.tracked_hours_ago)
                 else:
                     _say(f"$ exportwatch track {job_id}    # {label}: {demo_job.what}")
-                    cli.main(["track", job_id])
+                    exportwatch(["track", job_id])
             _say("$ exportwatch track not/a/job    # bad input: one line, exit 2, nothing written")
-            code = cli.main(["track", "not/a/job"])
+            code = exportwatch(["track", "not/a/job"])
             _say(f"  (exit code {code})")
             _say("$ exportwatch start --since 2026-11-01 --until 2026-11-07    # create an export, then track it")
-            cli.main(["start", "--since", "2026-11-01", "--until", "2026-11-07"])
+            exportwatch(["start", "--since", "2026-11-01", "--until", "2026-11-07"])
             _say("$ exportwatch start --since 2026-11-08 --until 2026-11-09    # one active job per workspace")
-            code = cli.main(["start", "--since", "2026-11-08", "--until", "2026-11-09"])
+            code = exportwatch(["start", "--since", "2026-11-08", "--until", "2026-11-09"])
             _say(f"  (exit code {code})")
 
             _heading("polling until every job has settled")
             for round_no in range(1, POLL_ROUNDS + 1):
                 _say(f"$ exportwatch poll --all    # round {round_no}")
-                cli.main(["poll", "--all"])
+                exportwatch(["poll", "--all"])
                 store_jobs = _jobs(stack.table_name)
                 if all(j.settled for j in store_jobs):
                     break
                 time.sleep(1.1)  # lets the emulator's rate-limit window reset
 
             _heading("exportwatch list")
-            cli.main(["list"])
+            exportwatch(["list"])
 
             _heading("S3 objects (exact bytes from Intercom)")
             s3 = aws_client("s3", moto.endpoint_url)
@@ -202,16 +203,17 @@ def run_demo(template: str | None = None, *, keep: bool = False) -> int:
 
 
 def _load_slack_handler(template_path: Path) -> Any:
-    """functions/slack_notifier/app.py beside template.yaml, imported as Lambda imports it."""
-    import importlib.util
+    """functions/slack_notifier/app.py beside template.yaml, imported as a module (`slack_notifier.app`, with
+    functions/ on the path), the way the tests import it and Lambda imports `app`."""
+    import importlib
 
-    path = template_path.parent / "functions" / "slack_notifier" / "app.py"
-    spec = importlib.util.spec_from_file_location("slack_notifier_app", path)
-    if spec is None or spec.loader is None or not path.is_file():
+    functions = template_path.parent / "functions"
+    path = functions / "slack_notifier" / "app.py"
+    if not path.is_file():
         raise FileNotFoundError(f"Slack handler not found at {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    if str(functions) not in sys.path:
+        sys.path.append(str(functions))
+    return importlib.import_module("slack_notifier.app")
 
 
 class _DemoContext:
@@ -388,4 +390,4 @@ def _jobs(table: str) -> list[Any]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run_demo())
+    sys.exit("run the demo as `exportwatch demo` (or `make demo`): the CLI hands it the commands it runs")
