@@ -5,7 +5,8 @@ API's inconsistencies (`complete` vs `completed`, a 504 with a JSON `failed` bod
 gzip bodies), because the client must survive every variant the live API has been seen to produce.
 
 Jobs advance by the number of status calls, never by wall time, so scripted runs are deterministic.
-Stdlib only, so it starts fast and runs anywhere Python does (it is never deployed: exportwatch_local).
+Stdlib only (plus exportwatch.outcomes, itself stdlib only, for Intercom's status words), so it starts fast and
+runs anywhere Python does (it is never deployed: exportwatch_local).
 
 Scripting from Python::
 
@@ -45,6 +46,7 @@ from datetime import UTC, datetime
 from typing import Final, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from exportwatch.outcomes import FINISHED_OK_STATUSES, HTTP_ANSWERS, RUNNING_STATUSES
 from exportwatch_local.loopback import LoopbackHandler, LoopbackServer
 
 __all__ = [
@@ -95,8 +97,9 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "first_series_exit",
 )
 
-_COMPLETE: Final = frozenset({"completed", "complete"})
-_ACTIVE: Final = frozenset({"pending", "in_progress"})
+_COMPLETE: Final = FINISHED_OK_STATUSES  # a download is served
+_ACTIVE: Final = RUNNING_STATUSES  # the workspace's one active job
+_FAILED_AS_504: Final = HTTP_ANSWERS[504].status  # answered as a 504 with the JSON job model
 _NORMAL_STEPS: Final = ("pending", "in_progress", "completed")
 
 # Status-call faults, consumed in this order before the job model is served (a faulted call does not
@@ -881,7 +884,7 @@ class IntercomEmulator(LoopbackServer):
             job.step_calls += 1
             model = self._model(job)
             # Documented: a job over 12 hours fails and the status call answers 504 with the JSON job model.
-            return _json_reply(504 if job.status == "failed" else 200, model)
+            return _json_reply(504 if job.status == _FAILED_AS_504 else 200, model)
 
     def _status_fault(self, job: _Job) -> _Reply | None:
         for name in _STATUS_FAULTS:

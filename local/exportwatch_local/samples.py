@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Final
 
 from exportwatch.model import Event, Job, JobState
+from exportwatch.outcomes import Outcome, final_state
 
 SAMPLE_TOPIC_ARN: Final = "arn:aws:sns:eu-west-1:123456789012:exportwatch-NotifyTopic-Q1W2E3R4T5Y6"
 SAMPLE_BUCKET: Final = "exportwatch-exportbucket-1a2b3c4d5e6f"
@@ -60,9 +61,7 @@ SAMPLE_JOBS: Final[dict[str, Job]] = {
     "failed": _job(
         state=JobState.FAILED,
         intercom_status="failed",
-        outcome_reason=(
-            "Intercom reports the export job failed (jobs that run longer than 12 hours fail); request a new export"
-        ),
+        outcome_reason=final_state(Outcome.FAILED)[1],  # the poller's reason for these, from the table
     ),
     # Intercom finished, but exportwatch refused to follow the download link: not Intercom's failure.
     "failed_foreign_origin": _job(
@@ -80,21 +79,19 @@ SAMPLE_JOBS: Final[dict[str, Job]] = {
         created_at_before=None,
         state=JobState.NOT_FOUND,
         intercom_status="not_found",
-        outcome_reason=(
-            "Intercom has no export job with this identifier (Export job not found for identifier: zz9plural8alpha)"
-        ),
+        outcome_reason=f"{final_state(Outcome.NOT_FOUND)[1]} (Export job not found for identifier: zz9plural8alpha)",
     ),
     "no_data": _job(
         state=JobState.NO_DATA,
         intercom_status="no_data",
         created_at_after="2026-11-07T10:00:00Z",
         created_at_before="2026-11-07T12:30:00Z",
-        outcome_reason="Intercom found no messages sent in the requested date range",
+        outcome_reason=final_state(Outcome.NO_DATA)[1],
     ),
     "canceled": _job(
         state=JobState.CANCELED,
         intercom_status="canceled",
-        outcome_reason="the export job was canceled at Intercom",
+        outcome_reason=final_state(Outcome.CANCELED)[1],
     ),
     "expired": _job(
         state=JobState.EXPIRED,

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from urllib.parse import quote
 
 import requests
@@ -25,7 +24,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from exportwatch.model import IntercomStatus, from_epoch, validate_job_id
+from exportwatch.model import from_epoch, validate_job_id
+from exportwatch.outcomes import HTTP_ANSWERS, Outcome, outcome_for_status
 from exportwatch.ratelimit import RateGate, RateLimitWait, reset_from_headers
 from exportwatch.safetext import one_line
 from exportwatch.urls import Origin, UnsafeUrl, resolve, resolve_location
@@ -93,26 +93,9 @@ class DownloadGone(IntercomError):
     """The export file is no longer downloadable (404/410): Intercom deleted it."""
 
 
-class Outcome(StrEnum):
-    """What a status call tells us about a job."""
-
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    NO_DATA = "no_data"
-    CANCELED = "canceled"
-    NOT_FOUND = "not_found"
-
-
-_OUTCOMES: dict[str, Outcome] = {
-    IntercomStatus.PENDING: Outcome.RUNNING,
-    IntercomStatus.IN_PROGRESS: Outcome.RUNNING,
-    IntercomStatus.COMPLETED: Outcome.COMPLETED,
-    IntercomStatus.COMPLETE: Outcome.COMPLETED,
-    IntercomStatus.FAILED: Outcome.FAILED,
-    IntercomStatus.NO_DATA: Outcome.NO_DATA,
-    IntercomStatus.CANCELED: Outcome.CANCELED,
-}
+# The status call's answers other than 200 that are outcomes (outcomes.HTTP_ANSWERS); the bodies are read below.
+_NOT_FOUND = HTTP_ANSWERS[404]
+_FAILED_504 = HTTP_ANSWERS[504]
 
 
 @dataclass(frozen=True)
@@ -143,7 +126,7 @@ def parse_job(payload: object, expected_id: str | None = None, *, http_status: i
     status = payload.get("status")
     if not isinstance(status, str):
         raise MalformedResponse(f"status is {type(status).__name__}, not a string")
-    outcome = _OUTCOMES.get(status)
+    outcome = outcome_for_status(status)
     if outcome is None:
         raise MalformedResponse(f"unknown status {_clean(status, 40)!r}")
     url = payload.get("download_url") or ""
@@ -376,15 +359,15 @@ class IntercomClient:
         if code == 504 and self._is_json(resp):
             # Intercom documents a failed job (ran over 12 h) as a 504 whose JSON body says "failed".
             payload = self._read_json(resp)
-            if isinstance(payload, dict) and payload.get("status") == "failed":
+            if isinstance(payload, dict) and payload.get("status") == _FAILED_504.status:
                 return parse_job(payload, job_id, http_status=504)
             raise TransientError("Intercom answered HTTP 504")
         if code == 404:
             payload = self._read_json(resp) if self._is_json(resp) else None
             return StatusReport(
                 job_id,
-                "not_found",
-                Outcome.NOT_FOUND,
+                _NOT_FOUND.status,
+                _NOT_FOUND.outcome,
                 http_status=404,
                 message=self._error_text(resp, payload),
             )
@@ -423,7 +406,7 @@ class IntercomClient:
         payload = self._read_json(resp) if self._is_json(resp) else None
         if resp.status_code == 404:
             return StatusReport(
-                job_id, "not_found", Outcome.NOT_FOUND, http_status=404, message=self._error_text(resp, payload)
+                job_id, _NOT_FOUND.status, _NOT_FOUND.outcome, http_status=404, message=self._error_text(resp, payload)
             )
         if resp.status_code != 200:
             self._raise_for_common(answer)

@@ -5,79 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 
-
-class JobState(StrEnum):
-    """Our state for a tracked job. Every state but WATCHING is final; a final job is settled once notified."""
-
-    WATCHING = "watching"  # Intercom has not finished, or it has but the copy has not succeeded yet
-    COMPLETED = "completed"  # the export is in S3
-    FAILED = "failed"
-    NOT_FOUND = "not_found"
-    NO_DATA = "no_data"
-    CANCELED = "canceled"
-    EXPIRED = "expired"
-
-    @property
-    def is_final(self) -> bool:
-        return self is not JobState.WATCHING
-
-
-class Event(StrEnum):
-    """Notification event names: a contract for subscribers and their filter policies.
-
-    The first six are outcomes (one per job, when its final state is decided). EXPIRING and STUCK are early
-    warnings: sent at most once per job while it is still watched; its outcome follows in its own message.
-    """
-
-    COMPLETED = "export.completed"
-    FAILED = "export.failed"
-    NOT_FOUND = "export.not_found"
-    NO_DATA = "export.no_data"
-    CANCELED = "export.canceled"
-    EXPIRED = "export.expired"
-    EXPIRING = "export.expiring"  # completed at Intercom, not copied yet, Intercom's copy goes away soon
-    STUCK = "export.stuck"  # still pending/in_progress after STUCK_AFTER_HOURS
-
-    @classmethod
-    def for_state(cls, state: JobState) -> Event:
-        if not state.is_final:
-            raise ValueError(f"no event for non-final state {state}")
-        return cls(f"export.{state.value}")
-
-    @property
-    def is_warning(self) -> bool:
-        return self in (Event.EXPIRING, Event.STUCK)
-
-    @classmethod
-    def outcomes(cls) -> list[Event]:
-        return [e for e in cls if not e.is_warning]
-
-    @classmethod
-    def warnings(cls) -> list[Event]:
-        return [e for e in cls if e.is_warning]
-
-
-class IntercomStatus(StrEnum):
-    """Statuses Intercom documents. `complete` is the older spelling of `completed` that some pages use."""
-
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    COMPLETE = "complete"
-    FAILED = "failed"
-    NO_DATA = "no_data"
-    CANCELED = "canceled"
-
-    @property
-    def is_finished_ok(self) -> bool:
-        return self in (IntercomStatus.COMPLETED, IntercomStatus.COMPLETE)
-
-    @property
-    def is_running(self) -> bool:
-        return self in (IntercomStatus.PENDING, IntercomStatus.IN_PROGRESS)
-
+# The enums live with the table that gives each of their members its meaning (outcomes.py); imported from here too.
+from exportwatch.outcomes import Event as Event
+from exportwatch.outcomes import IntercomStatus as IntercomStatus
+from exportwatch.outcomes import JobState as JobState
 
 # Intercom job ids are short lowercase alphanumerics (e.g. "orzzsbd7hk67xyu"). We accept a little more
 # (upper case, '-' and '_') so a format change on Intercom's side does not lock users out, but nothing that

@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from exportwatch.model import Event, IntercomStatus, Job, from_epoch, human_duration, iso, parse_iso
+from exportwatch.model import Event, Job, from_epoch, human_duration, iso, parse_iso
+from exportwatch.outcomes import NOTICES, RUNNING_STATUSES
 from exportwatch.render import email_text, region_from_arn
 
 SCHEMA_VERSION = 1
@@ -32,18 +33,6 @@ class NotificationTooLarge(ValueError):
     """
 
 
-_SUBJECTS = {
-    Event.COMPLETED: "export {id} completed and copied to S3",
-    Event.FAILED: "export {id} failed",
-    Event.NOT_FOUND: "export {id} not found at Intercom",
-    Event.NO_DATA: "export {id} finished with no data",
-    Event.CANCELED: "export {id} was canceled",
-    Event.EXPIRED: "export {id} expired before it was copied",
-    Event.EXPIRING: "export {id} not copied yet and expiring soon",
-    Event.STUCK: "export {id} still not finished at Intercom",
-}
-
-
 @dataclass(frozen=True)
 class Notification:
     event: Event
@@ -59,7 +48,7 @@ class Notification:
         # SNS subjects: ASCII, no newlines, at most 100 characters. A very long job id is shortened in the
         # middle rather than cutting the outcome off the end.
         job_id = self.job_identifier.encode("ascii", "replace").decode()
-        template = "exportwatch: " + _SUBJECTS[self.event]
+        template = "exportwatch: " + NOTICES[self.event].subject
         room = SUBJECT_MAX - len(template.format(id=""))
         if len(job_id) > room:
             keep = room - 3
@@ -151,8 +140,7 @@ def warning_for(job: Job, event: Event, now: float) -> Notification:
         age = max(0, int(now - since.timestamp()))
         body["pending_since"] = iso(since)
         body["pending_seconds"] = age
-        running = job.intercom_status in (IntercomStatus.PENDING, IntercomStatus.IN_PROGRESS)
-        if running:
+        if job.intercom_status in RUNNING_STATUSES:
             reason = f"Intercom still reports the export job {job.intercom_status} after {human_duration(age)}"
         else:
             reason = f"Intercom has not reported the export job finished in {human_duration(age)}"

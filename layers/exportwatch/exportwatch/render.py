@@ -27,6 +27,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from exportwatch.model import Event, InvalidJobId, human_duration, human_size, validate_job_id
+from exportwatch.outcomes import FINISHED_OK_STATUSES, NOTICES, Facts, Notice, Style
 from exportwatch.safetext import ELLIPSIS, one_line
 
 __all__ = [
@@ -75,24 +76,6 @@ FOREIGN_ATTRIBUTES_MAX: Final = 500
 _LABEL_WIDTH: Final = 17  # "Intercom's copy: " is the longest label
 
 
-@dataclass(frozen=True)
-class _Style:
-    title: str  # "Export completed": Slack header, and (upper-cased first word) the email's first word
-    icon: str  # Slack emoji shortcode
-    color: str  # Slack attachment bar
-    act: bool  # does somebody need to do something?
-
-
-_STYLES: Final[dict[Event, _Style]] = {
-    Event.COMPLETED: _Style("Export completed", ":white_check_mark:", "#2EB67D", act=False),
-    Event.FAILED: _Style("Export failed", ":x:", "#E01E5A", act=True),
-    Event.NOT_FOUND: _Style("Export not found", ":mag:", "#E01E5A", act=True),
-    Event.NO_DATA: _Style("Export had no data", ":information_source:", "#8D8D8D", act=False),
-    Event.CANCELED: _Style("Export canceled", ":no_entry_sign:", "#ECB22E", act=False),
-    Event.EXPIRED: _Style("Export expired", ":hourglass:", "#E01E5A", act=True),
-    Event.EXPIRING: _Style("Export expiring, not copied yet", ":warning:", "#ECB22E", act=True),
-    Event.STUCK: _Style("Export still running", ":hourglass_flowing_sand:", "#ECB22E", act=False),
-}
 _FOREIGN_COLOR: Final = "#8D8D8D"
 
 _ISO_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
@@ -163,13 +146,18 @@ class Rendered:
         )
 
     @property
-    def style(self) -> _Style:
-        return _STYLES[self.event]
+    def notice(self) -> Notice:
+        """The event's row in outcomes.py: its subject, style and words."""
+        return NOTICES[self.event]
+
+    @property
+    def style(self) -> Style:
+        return self.notice.style
 
     @property
     def copy_failed(self) -> bool:
         """Failed on our side: Intercom finished the export, but exportwatch could not (or would not) copy it."""
-        return self.event is Event.FAILED and (self.intercom_status or "") in ("completed", "complete")
+        return self.event is Event.FAILED and (self.intercom_status or "") in FINISHED_OK_STATUSES
 
     @property
     def has_range(self) -> bool:
@@ -308,38 +296,28 @@ def _intercom_copy(view: Rendered) -> str | None:
         return None
     rel = _relative(expires, view.occurred_at)
     at = f"{_when(expires)}" + (f" ({rel})" if rel and rel != "now" else "")
-    if view.event is Event.COMPLETED:
-        return f"deleted {at}"
-    if view.event is Event.EXPIRED:
-        return f"expired {at}"
-    return f"available until {at}"
+    return f"{view.notice.intercom_copy} {at}"
+
+
+def _facts(view: Rendered, job: str) -> Facts:
+    """What the table's wording (outcomes.Notice) may say about this notification. `job` is the id as shown."""
+    return Facts(
+        job=job,
+        id=view.job_identifier,
+        size=f" ({human_size(view.size_bytes)})" if view.size_bytes is not None else "",
+        left=f"in {human_duration(view.time_left_seconds)}" if view.time_left_seconds is not None else "soon",
+        age=f" after {human_duration(view.pending_seconds)}" if view.pending_seconds is not None else "",
+        unknown=""
+        if view.has_range
+        else " This job was tracked by id, so its date range is unknown: put in the range you need.",
+        start=start_command(view),
+        copy_failed=view.copy_failed,
+    )
 
 
 def _summary(view: Rendered, job: str) -> tuple[str, str]:
     """(OUTCOME, what happened and whether to act): outcome first, then what to do. `job` is the id as shown."""
-    match view.event:
-        case Event.COMPLETED:
-            size = f" ({human_size(view.size_bytes)})" if view.size_bytes is not None else ""
-            return "COMPLETED", f"export {job} is in S3{size}. Nothing to do."
-        case Event.FAILED if view.copy_failed:
-            return "FAILED", f"export {job} finished at Intercom but was not copied. Action needed."
-        case Event.FAILED:
-            return "FAILED", f"export {job} failed at Intercom. Request a new export."
-        case Event.NOT_FOUND:
-            return "NOT FOUND", f"Intercom has no export {job}. Check the job id."
-        case Event.NO_DATA:
-            return "NO DATA", f"export {job} found no messages in its date range. Nothing to do."
-        case Event.CANCELED:
-            return "CANCELED", f"export {job} was canceled at Intercom. Request it again if still needed."
-        case Event.EXPIRED:
-            return "EXPIRED", f"Intercom deleted export {job} before it was copied. Request a new export."
-        case Event.EXPIRING:
-            left = f"in {human_duration(view.time_left_seconds)}" if view.time_left_seconds is not None else "soon"
-            return "EXPIRING", f"export {job} is not in S3 yet and Intercom deletes it {left}. Action needed."
-        case Event.STUCK:
-            age = f" after {human_duration(view.pending_seconds)}" if view.pending_seconds is not None else ""
-            return "STUCK", f"export {job} is still not finished at Intercom{age}. Nothing to do yet."
-    raise AssertionError(view.event)  # pragma: no cover - every Event is matched above
+    return view.notice.label, view.notice.summary(_facts(view, job))
 
 
 def _headline(view: Rendered) -> str:
@@ -350,57 +328,7 @@ def _headline(view: Rendered) -> str:
 
 def _next_step(view: Rendered) -> tuple[str, str | None] | None:
     """(what to do, the command to run or None) for outcomes that want a person; None when nothing to do."""
-    command = start_command(view)
-    unknown = (
-        ""
-        if view.has_range
-        else " This job was tracked by id, so its date range is unknown: put in the range you need."
-    )
-    match view.event:
-        case Event.COMPLETED:
-            return None
-        case Event.FAILED if view.copy_failed:
-            return (
-                "check that the stack parameter IntercomApiUrl is your workspace's region (US, EU or AU), "
-                f"then request the export again.{unknown}",
-                command,
-            )
-        case Event.FAILED:
-            return (
-                f"request the export again; if it fails again, split the range into shorter ones.{unknown}",
-                command,
-            )
-        case Event.NOT_FOUND:
-            return (
-                "check the job id, and that the stack parameter IntercomApiUrl is your workspace's region "
-                f"(US, EU or AU). To export the data anyway, request a new export.{unknown}",
-                command,
-            )
-        case Event.NO_DATA:
-            return ("nothing to do. If you expected data, check the date range.", None)
-        case Event.CANCELED:
-            return (f"if the export is still needed, request it again.{unknown}", command)
-        case Event.EXPIRED:
-            return (
-                "request a new export. Intercom keeps a finished export for two days; if this happens again, "
-                f"check that the poller runs (its schedule and its errors in CloudWatch Logs).{unknown}",
-                command,
-            )
-        case Event.EXPIRING:
-            return (
-                "fix the copy before then. exportwatch retries it every cycle until Intercom deletes the file, "
-                "and sends the job's outcome in its own message. Why it fails: the reason above, "
-                "`exportwatch list` and the poller's errors in CloudWatch Logs. To retry now:",
-                "exportwatch poll --all",
-            )
-        case Event.STUCK:
-            return (
-                "none yet. exportwatch keeps watching the job and sends its outcome in its own message. Intercom "
-                "fails jobs that run longer than 12 hours; if this one fails, request shorter ranges. To stop "
-                "waiting for it, cancel it:",
-                f"exportwatch cancel {view.job_identifier}",
-            )
-    raise AssertionError(view.event)  # pragma: no cover
+    return view.notice.next_step(_facts(view, view.job_identifier))
 
 
 def _sentence(text: str) -> str:
