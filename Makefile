@@ -32,16 +32,17 @@ SYNC := $(UV) sync --locked
 LAYER_REQUIREMENTS := layers/exportwatch/requirements.txt
 LAYER_EXPORT := export --frozen --no-dev --no-emit-project --no-header --format requirements-txt --prune boto3
 
-.PHONY: help install requirements test pytest lint security demo sandbox bench build faults clean
+.PHONY: help install requirements test pytest unit lint security demo sandbox bench build faults clean
 
 help:
 	@echo "make install  create .venv (python$(PYTHON_VERSION)) from uv.lock: exportwatch and its dev tools"
 	@echo "make demo     run everything locally: moto server + Intercom emulator, no AWS account"
 	@echo "make sandbox  the demo's local stack, left running to try things against (exportwatch demo --keep)"
-	@echo "make test     lint, the security checks, then the test suite (pytest against moto server and the"
-	@echo "              emulator over HTTP, the fault suite included)"
+	@echo "make test     lint, the security checks, then the whole test suite: every tier (unit, integration against"
+	@echo "              moto server and the emulator over HTTP, faults, infra)"
+	@echo "make unit     the fast tier only (tests/unit: pure, sockets off, under 30 s); prints its time"
 	@echo "make faults   only the fault-injection suite; rewrites docs/RELIABILITY.md"
-	@echo "make lint     ruff + mypy"
+	@echo "make lint     ruff (complexity gate C901 included), ruff format, mypy, vulture (dead code)"
 	@echo "make security checkov on template.yaml, bandit on the packages"
 	@echo "make bench    benchmarks (not part of the tests), writes bench/RESULTS.md"
 	@echo "make build    sam build (aws-sam-cli in its own venv)"
@@ -78,8 +79,13 @@ requirements: | $(UV_STAMP)
 # lint and security first, so the run closes on pytest's summary line.
 test: lint security pytest
 
+# Every tier (pyproject's testpaths): tests/unit, tests/integration, tests/faults, tests/infra.
 pytest: install
 	$(VPY) -m pytest
+
+# The fast tier: pure tests with sockets switched off (tests/unit/conftest.py). It must stay under 30 s.
+unit: install
+	@TIMEFORMAT='make unit: %1R s (the tier must stay under 30 s)'; time $(VPY) -m pytest tests/unit
 
 faults: install
 	EXPORTWATCH_RELIABILITY_REPORT=docs/RELIABILITY.md $(VPY) -m pytest tests/faults
@@ -94,10 +100,13 @@ security: $(TOOLS_VENV)/.installed
 	$(TOOLS_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(TOOLS_VENV)/bin/bandit -q -c pyproject.toml -r layers/exportwatch/exportwatch local/exportwatch_local functions
 
+# ruff's rules include the complexity gate (C901; ceilings in pyproject.toml and local/ruff.toml); vulture reads its
+# paths, confidence and whitelist from pyproject.toml. .pre-commit-config.yaml runs the same commands.
 lint: install
 	$(VENV)/bin/ruff check layers local functions tests bench
 	$(VENV)/bin/ruff format --check layers local functions tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/vulture
 
 demo: install
 	$(VENV)/bin/exportwatch demo

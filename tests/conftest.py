@@ -1,7 +1,8 @@
 """Fixtures for every tier: dummy AWS credentials and region, so no test reads the machine's AWS profile.
 
-The tiers' own conftest.py files hold the rest: tests/unit (sockets off), tests/integration and tests/faults (moto
-server, Intercom emulator, stacks: support.stack_fixtures), tests/infra (template.yaml). Helpers shared across
+The session's one moto server is here too (started only when a test asks for it: integration, faults and infra
+share it). The tiers' own conftest.py files hold the rest: tests/unit (sockets off), tests/integration and
+tests/faults (stacks, the Intercom emulator: support.stack_fixtures), tests/infra (template.yaml). Helpers shared across
 modules live in tests/support/; no test module imports another.
 """
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exportwatch_local.localstack import DUMMY_CREDENTIALS
+from exportwatch_local.localstack import DUMMY_CREDENTIALS, MotoServer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,3 +29,10 @@ def aws_test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         mp.delenv("AWS_PROFILE", raising=False)
         mp.delenv("AWS_ENDPOINT_URL", raising=False)
         yield
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server (127.0.0.1, free port) for the whole session; tests isolate by resource names."""
+    with MotoServer() as server:
+        yield server

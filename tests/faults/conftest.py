@@ -20,12 +20,12 @@ from exportwatch.config import Settings
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack
 from support.foreign import foreign
-from support.stack_fixtures import emulator, env, moto_server, poller, settings, stack, subscriber, token
+from support.stack_fixtures import emulator, env, poller, settings, stack, subscriber, token
 
 from .harness import FaultHarness, Row
 
 # The fixtures the harness stands on, shared with tests/integration (tests/support; no conftest imports another).
-__all__ = ["emulator", "env", "foreign", "moto_server", "poller", "settings", "stack", "subscriber", "token"]
+__all__ = ["emulator", "env", "foreign", "poller", "settings", "stack", "subscriber", "token"]
 
 REPORT_VARIABLE = "EXPORTWATCH_RELIABILITY_REPORT"
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()

@@ -8,9 +8,9 @@ import pytest
 
 from exportwatch_local.localstack import load_template
 from support.paths import TEMPLATE
-from support.stack_fixtures import moto_server, stack, token  # test_template_slack's filter-policy test
+from support.stack_fixtures import stack, token  # test_template_slack's filter-policy test
 
-__all__ = ["cfn", "moto_server", "sam", "stack", "token"]
+__all__ = ["cfn", "sam", "stack", "token"]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from support.lambda_handler import fresh_poller_app
 from support.stack_fixtures import (
     emulator,
     env,
-    moto_server,
     poller,
     settings,
     slack_receiver,
@@ -26,7 +25,6 @@ __all__ = [
     "emulator",
     "env",
     "foreign",
-    "moto_server",
     "poller",
     "settings",
     "slack_receiver",

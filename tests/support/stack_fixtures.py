@@ -1,4 +1,5 @@
-"""Fixtures for the tiers that talk HTTP: one moto server per session, one fresh stack and emulator per test.
+"""Fixtures for the tiers that talk HTTP: one fresh stack and emulator per test, on the session's moto server
+(the `moto_server` fixture in tests/conftest.py: one for the whole run, whichever tiers use it).
 
 Not a conftest: tests/integration/conftest.py, tests/faults/conftest.py and tests/infra/conftest.py import what
 they use, so the unit tier (sockets off) never sees them. The stack's resources are built from template.yaml
@@ -19,13 +20,6 @@ from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, MotoServer, create_resources, subscribe_queue
 from exportwatch_local.slack_receiver import SlackReceiver
 from support.paths import TEMPLATE
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    """One moto server (127.0.0.1, free port) for the whole session; tests isolate by resource names."""
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture
