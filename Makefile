@@ -64,7 +64,7 @@ $(STAMP): uv.lock pyproject.toml | $(UV_STAMP)
 install: $(STAMP)
 
 # Re-locks (minimal changes, unless UV_LOCK_FLAGS asks for --upgrade or --upgrade-package NAME), then derives the
-# layer's requirements. tests/test_lockfile.py runs it with UV_LOCK_FLAGS=--check and another LAYER_REQUIREMENTS.
+# layer's requirements. tests/infra/test_lockfile.py runs it with UV_LOCK_FLAGS=--check and another LAYER_REQUIREMENTS.
 requirements: | $(UV_STAMP)
 	$(UV) lock $(UV_LOCK_FLAGS)
 	$(UV) lock --project $(TOOLS_PROJECT) $(UV_LOCK_FLAGS)

@@ -294,7 +294,7 @@ def test_token_secret_holds_no_token(sam: dict[str, Any]) -> None:
 
 def test_runtime_and_layer_build_follow_the_venv_python(sam: dict[str, Any], cfn: dict[str, Any]) -> None:
     functions = resources_of_type(cfn, "AWS::Lambda::Function")
-    assert set(functions) == {"PollerFunction", "SlackNotifierFunction"}  # Slack: tests/test_template_slack.py
+    assert set(functions) == {"PollerFunction", "SlackNotifierFunction"}  # Slack: test_template_slack.py
     function = functions["PollerFunction"]["Properties"]
     assert function["Runtime"] == RUNTIME
     assert function["Architectures"] == ["arm64"]

@@ -1,6 +1,7 @@
 """template.yaml, the people-facing parts: the Slack notifier (conditional), its dead-letter queue, the filter policies.
 
-Transform + cfn-lint of the whole template is in tests/test_template.py; its helpers and fixtures are reused here.
+Transform + cfn-lint of the whole template is in tests/infra/test_template.py; the helpers shared with it are in
+tests/support/template.py, the `sam` and `cfn` fixtures in tests/infra/conftest.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Operations: the job id and request id on every log line, and the cycle's metrics (EMF), from real cycles.
 
-The handler tests invoke functions/poller/app.py as Lambda does (the `app` fixture of tests/test_handler.py) and
-read its stdout: Powertools JSON log lines and the EMF metrics blob.
+The handler tests invoke functions/poller/app.py as Lambda does (the `app` fixture, tests/integration/conftest.py)
+and read its stdout: Powertools JSON log lines and the EMF metrics blob.
 """
 
 from __future__ import annotations

@@ -386,7 +386,7 @@ def test_running_jobs_back_off_with_age_up_to_the_cap(
     assert previous == cap  # 2 h old and growing: the cap is reached
     assert item(stack, ids["ten_hours"])["attempts"] >= 2
     # No outcome for running jobs. The ten-hour-old job is now over 12 hours old (STUCK_AFTER_HOURS) and got its
-    # one early warning, export.stuck (tests/test_warnings.py); the younger ones got nothing.
+    # one early warning, export.stuck (tests/integration/test_warnings.py); the younger ones got nothing.
     notes = [(n.body["event"], n.body["job_identifier"]) for n in drain(stack, subscriber)]
     assert notes == [("export.stuck", ids["ten_hours"])]
 
