@@ -403,7 +403,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from exportwatch.poll import run_cycle
+    from exportwatch.poll import StopReason, run_cycle
     from exportwatch.wiring import build_poller
 
     summary = run_cycle(build_poller(_settings()), all_jobs=args.all)
@@ -421,7 +421,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     missing = _missing_in_cycle(summary)
     for line in missing:
         _fail(EXIT_FAILED, line)
-    return EXIT_FAILED if missing or (summary.stopped and "401" in summary.stopped) else EXIT_OK
+    return EXIT_FAILED if missing or summary.stop_reason is StopReason.UNAUTHORIZED else EXIT_OK
 
 
 # A job's retry detail as poll.py writes it: "copy: ... (NoSuchBucket) ...", "publish export.x: ... (NotFound)
@@ -447,6 +447,8 @@ def _missing_in_cycle(summary: CycleSummary) -> list[str]:
 
 def _describe_result(r: JobResult) -> str:
     """One phrase per job for people; `poll --json` has every field for scripts."""
+    from exportwatch.results import Action
+
     parts = []
     if r.bytes_copied:
         parts.append(f"copied {human_size(r.bytes_copied)} to S3")
@@ -454,11 +456,11 @@ def _describe_result(r: JobResult) -> str:
         parts.append(f"notified {r.event}")
     if r.warning:
         parts.append(f"warned {r.warning}")
-    if r.action in ("retry", "deferred", "skipped", "error"):
-        parts.append(f"{'will retry' if r.action == 'retry' else r.action}: {r.detail}")
+    if r.action in (Action.RETRY, Action.DEFERRED, Action.SKIPPED, Action.ERROR):
+        parts.append(f"{'will retry' if r.action is Action.RETRY else r.action.value}: {r.detail}")
     elif r.detail:
         parts.append(r.detail)
-    return ", ".join(parts) or r.action
+    return ", ".join(parts) or r.action.value
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -29,10 +29,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from exportwatch.poll import CycleSummary
+from exportwatch.results import Action, CycleSummary
 
 JOB_KEY = "job_identifier"
 _current_job: ContextVar[str | None] = ContextVar("exportwatch_job", default=None)
@@ -80,8 +79,8 @@ def cycle_metrics(summary: CycleSummary) -> list[tuple[str, str, float]]:
     copied = [r for r in summary.results if r.bytes_copied]
     points.append(("BytesCopied", "Bytes", sum(r.bytes_copied for r in copied)))
     points.extend(("CopySeconds", "Seconds", r.copy_seconds) for r in copied)
-    points.append(("JobErrors", "Count", summary.actions.get("error", 0)))
-    points.append(("InvalidJobRows", "Count", summary.actions.get("invalid", 0)))
+    points.append(("JobErrors", "Count", summary.actions.get(Action.ERROR, 0)))
+    points.append(("InvalidJobRows", "Count", summary.actions.get(Action.INVALID, 0)))
     pending = [r.pending_seconds for r in summary.results if r.pending_seconds is not None]
     if pending:
         points.append(("OldestPendingAge", "Seconds", max(pending)))

@@ -1,0 +1,116 @@
+"""The four small interfaces the poll cycle works through, and the S3 adapter behind the archive.
+
+    JobRepository  the job table: due ids, claim (a lease), conditional save, release, quarantine   store.JobStore
+    ExportSource   Intercom: a job's status, its download                                   intercom.IntercomClient
+    ArchiveSink    where a finished export is copied                                         S3Archive (below)
+    Publisher      where notifications go                                                    notifier.Notifier
+
+The cycle (poll.py) calls only these; what to do with their answers is decided in decide.py, which calls none of
+them. The tests drive the cycle with in-memory fakes of all four (tests/support/fakes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from exportwatch.archive import CopyResult, CopySettings, RawStream, copy_to_s3
+from exportwatch.intercom import StatusReport
+from exportwatch.model import Job
+from exportwatch.notifier import Notification
+
+
+class JobRepository(Protocol):
+    """The job table. Every save is conditional on holding the job's lease: store.LeaseLost when it was taken over."""
+
+    def due_ids(self, due_by: int | None) -> list[str]:
+        """Ids of jobs needing work whose next check is at or before `due_by` (None: all of them)."""
+        ...
+
+    def claim(self, job_id: str, owner: str, now: int, lease_seconds: int, due_by: int | None) -> Job | None:
+        """Take the lease on a job that still needs work (and is due by `due_by`); None if it cannot be taken."""
+        ...
+
+    def save(self, job: Job, owner: str, *, release: bool) -> None:
+        """Write the whole job if `owner` still holds its lease (else LeaseLost); `release` drops the lease."""
+        ...
+
+    def release(self, job_id: str, owner: str) -> None:
+        """Drop `owner`'s lease, changing nothing else."""
+        ...
+
+    def quarantine(self, job_id: str, reason: str, now: int) -> bool:
+        """Take a row with an unusable id out of the due index for good; True if this call did it."""
+        ...
+
+
+class DownloadStream(Protocol):
+    """An open download: its headers and its raw bytes (requests.Response is one)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def raw(self) -> RawStream: ...
+
+
+class ExportSource(Protocol):
+    """Intercom's export API, as far as the cycle uses it. Its errors are intercom.py's exceptions."""
+
+    def ensure_token(self) -> None:
+        """Resolve the credentials now: a bad secret fails the cycle before any job is touched."""
+        ...
+
+    def get_status(self, job_id: str) -> StatusReport: ...
+
+    def download_url_for(self, job_id: str) -> str:
+        """Where the export is documented to be when the job model gives no download_url."""
+        ...
+
+    def download(self, url: str) -> AbstractContextManager[DownloadStream]:
+        """Open the download as a stream (ForeignOrigin for a URL that is refused, DownloadGone for 404/410)."""
+        ...
+
+
+class ArchiveSink(Protocol):
+    """Where a finished export is kept. A copy either lands whole or raises (and leaves nothing)."""
+
+    @property
+    def max_bytes(self) -> int:
+        """The largest export one copy takes: a larger Content-Length is refused before a byte is read."""
+        ...
+
+    def copy(self, stream: RawStream, job_id: str, expected_length: int | None) -> CopyResult: ...
+
+
+class Publisher(Protocol):
+    def publish(self, note: Notification) -> str:
+        """Publish one notification; returns its message id, raises when it was not published."""
+        ...
+
+
+@dataclass(frozen=True)
+class S3Archive:
+    """The ArchiveSink in production: archive.copy_to_s3 into s3://bucket/prefix<job_id>.<ext>."""
+
+    s3: Any
+    bucket: str
+    prefix: str
+    settings: CopySettings
+
+    @property
+    def max_bytes(self) -> int:
+        return self.settings.max_bytes
+
+    def copy(self, stream: RawStream, job_id: str, expected_length: int | None) -> CopyResult:
+        return copy_to_s3(
+            self.s3,
+            stream,
+            bucket=self.bucket,
+            prefix=self.prefix,
+            job_id=job_id,
+            expected_length=expected_length,
+            settings=self.settings,
+        )
