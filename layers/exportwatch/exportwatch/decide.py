@@ -32,38 +32,15 @@ from exportwatch.intercom import (
     DownloadGone,
     ForeignOrigin,
     MalformedResponse,
-    Outcome,
     RateLimited,
     StatusReport,
     TransientError,
     Unauthorized,
 )
-from exportwatch.model import (
-    Event,
-    IntercomStatus,
-    InvalidJobId,
-    Job,
-    JobState,
-    from_epoch,
-    iso,
-    parse_iso,
-    validate_job_id,
-)
+from exportwatch.model import InvalidJobId, Job, from_epoch, iso, parse_iso, validate_job_id
+from exportwatch.outcomes import FINISHED_OK_STATUSES, RUNNING_STATUSES, Event, JobState, Outcome, final_state
 from exportwatch.results import Action, JobResult, StopReason
 from exportwatch.safetext import one_line
-
-_RUNNING = frozenset({IntercomStatus.PENDING.value, IntercomStatus.IN_PROGRESS.value})
-_FINISHED_OK = frozenset({IntercomStatus.COMPLETED.value, IntercomStatus.COMPLETE.value})
-
-_FINAL_FOR: dict[Outcome, tuple[JobState, str]] = {
-    Outcome.FAILED: (
-        JobState.FAILED,
-        "Intercom reports the export job failed (jobs that run longer than 12 hours fail); request a new export",
-    ),
-    Outcome.NO_DATA: (JobState.NO_DATA, "Intercom found no messages sent in the requested date range"),
-    Outcome.CANCELED: (JobState.CANCELED, "the export job was canceled at Intercom"),
-    Outcome.NOT_FOUND: (JobState.NOT_FOUND, "Intercom has no export job with this identifier"),
-}
 
 # Failures a cycle expects now and then (a broken download, an HTTP or AWS error): logged as one line and retried.
 # Anything else is a bug and is logged with its traceback.
@@ -238,7 +215,7 @@ def decide_check(
             reason = f"Intercom's copy expired at {iso(expires)} before it was copied"
             return Decision(finalize(job, JobState.EXPIRED, reason, now))
         return Decision(job, copy_from=report_.download_url)
-    state, reason = _FINAL_FOR[report_.outcome]
+    state, reason = final_state(report_.outcome)
     if report_.outcome is Outcome.NOT_FOUND and report_.message:
         reason = f"{reason} ({report_.message})"
     return Decision(finalize(job, state, reason, now))
@@ -299,12 +276,12 @@ def decide_published(job: Job, event: Event, error: str | None, *, now: float, s
 def warning_due(job: Job, now: float, settings: Settings) -> Event | None:
     """The warning this still-watching job has earned and not yet been sent, if any."""
     status = job.intercom_status
-    if job.warned_expiring_at is None and status in _FINISHED_OK and job.s3_uri is None:
+    if job.warned_expiring_at is None and status in FINISHED_OK_STATUSES and job.s3_uri is None:
         expires = parse_iso(job.download_expires_at)
         # Already past expiry is not "expiring": the next answer from Intercom makes it export.expired.
         if expires is not None and 0 < expires.timestamp() - now < settings.expiry_warning_seconds:
             return Event.EXPIRING
-    if job.warned_stuck_at is None and (status is None or status in _RUNNING):
+    if job.warned_stuck_at is None and (status is None or status in RUNNING_STATUSES):
         tracked = parse_iso(job.tracked_at)
         if tracked is not None and now - tracked.timestamp() >= settings.stuck_after_seconds:
             return Event.STUCK
@@ -336,10 +313,10 @@ class Gauges:
 def gauges(job: Job, now: float) -> Gauges:
     """Gauges for the cycle's metrics, from a job that is still watching after its check."""
     status = job.intercom_status
-    if status is None or status in _RUNNING:
+    if status is None or status in RUNNING_STATUSES:
         tracked = parse_iso(job.tracked_at)
         return Gauges(pending_seconds=max(0, int(now - tracked.timestamp())) if tracked is not None else None)
-    if status in _FINISHED_OK and job.s3_uri is None:
+    if status in FINISHED_OK_STATUSES and job.s3_uri is None:
         expires, seen = parse_iso(job.download_expires_at), parse_iso(job.completed_seen_at)
         return Gauges(
             expires_in_seconds=max(0, int(expires.timestamp() - now)) if expires is not None else None,
