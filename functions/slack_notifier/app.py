@@ -1,29 +1,21 @@
-"""Slack notifier: parse the SNS event, fetch the webhook URL, render Block Kit, post, return.
+"""Slack notifier: parse the SNS event, build the webhook from the environment, post, return.
 
 Subscribed to the notification topic (only when the stack has a SlackWebhookSecretId). A post Slack does not
 take raises, so Lambda retries the async invocation and then hands the event to the dead-letter queue.
-All logic lives in the exportwatch layer (exportwatch.slack, exportwatch.render).
+All logic lives in the exportwatch layer (exportwatch.slack, exportwatch.render, exportwatch.wiring).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
-from exportwatch.config import ConfigError
-from exportwatch.events import sns_event_problem
-from exportwatch.slack import (
-    WEBHOOK_SECRET_VAR,
-    SlackError,
-    SlackWebhook,
-    handle_sns_event,
-    webhook_url_provider,
-)
+from exportwatch.config import ConfigError, SlackSettings
+from exportwatch.events import InvalidEvent, parse_sns_event
+from exportwatch.slack import SlackError, SlackWebhook, handle_sns_event
+from exportwatch.wiring import build_slack_webhook
 
 # The Powertools logger is the Python logger "exportwatch" (named after the service): the package's loggers
 # (exportwatch.slack, ...) propagate into its handler, so their lines share its JSON format and Lambda context.
@@ -35,24 +27,22 @@ _webhook: SlackWebhook | None = None  # built once per container: pooled connect
 def _get_webhook() -> SlackWebhook:
     global _webhook
     if _webhook is None:
-        secret_id = os.environ.get(WEBHOOK_SECRET_VAR, "").strip()
-        if not secret_id:
-            raise ConfigError(WEBHOOK_SECRET_VAR, "not set (the Secrets Manager id of the Slack webhook URL)")
-        client = boto3.client("secretsmanager", config=Config(connect_timeout=5, read_timeout=10))
-        _webhook = SlackWebhook(webhook_url_provider(secret_id, client))  # URL via Powertools Parameters
+        _webhook = build_slack_webhook(SlackSettings.from_env())  # the URL via Powertools Parameters
     return _webhook
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    if (why := sns_event_problem(event)) is not None:
+    try:
+        notifications = parse_sns_event(event)
+    except InvalidEvent as exc:
         # Rejected, not raised: a hand-made event is not a notification, and raising would only retry it twice
         # and fill the dead-letter queue (and its alarm) with it. One line says why.
-        logger.error("rejected invocation event", extra={"reason": why})
-        return {"rejected": why}
+        logger.error("rejected invocation event", extra={"reason": str(exc)})
+        return {"rejected": str(exc)}
     try:
         posted = handle_sns_event(
-            event,
+            notifications,
             _get_webhook(),
             time_left=lambda: context.get_remaining_time_in_millis() / 1000,
         )

@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime
 from datetime import time as dtime
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from exportwatch.config import ConfigError, Settings
+from exportwatch.config import ConfigError, OperatorSettings, PollerSettings, StoreSettings
 from exportwatch.intercom import ActiveJobExists, IntercomError
 from exportwatch.model import InvalidJobId, Job, human_size, iso, utcnow, validate_job_id
 from exportwatch.safetext import one_line
@@ -48,7 +48,7 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, exit 2: scripts and people both read the first line only.
-        message = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+        message = one_line(message, 500)
         self.exit(EXIT_USAGE, f"exportwatch: error: {message} (see exportwatch --help)\n")
 
 
@@ -319,14 +319,15 @@ def _refused(exc: BaseException) -> bool:
 # -- commands ---------------------------------------------------------------------------------------------
 
 
-def _settings() -> Settings:
-    """Settings and the AWS region, with every problem of both in one ConfigError."""
+def _settings[S: (StoreSettings, OperatorSettings, PollerSettings)](kind: type[S]) -> S:
+    """The command's settings (only the variables it uses) and the AWS region, every problem of both in one
+    ConfigError."""
     from exportwatch.wiring import aws_region
 
     errors: list[ConfigError] = []
-    settings: Settings | None = None
+    settings: S | None = None
     try:
-        settings = Settings.from_env()
+        settings = kind.from_env()
     except ConfigError as exc:
         errors.append(exc)
     try:
@@ -342,7 +343,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     job_id = validate_job_id(args.job_id)  # before anything else: bad input writes nothing
     from exportwatch.wiring import build_store
 
-    store = build_store(_settings())
+    store = build_store(_settings(StoreSettings))
     if store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=0)):
         print(f"tracking {job_id}: the next poll checks it")
     else:
@@ -364,8 +365,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     from exportwatch.store import JobStore
     from exportwatch.wiring import aws_clients, build_intercom
 
-    settings = _settings()
-    clients = aws_clients()
+    settings = _settings(OperatorSettings)
+    clients = aws_clients(services=("dynamodb", "secretsmanager"))
     store_db = clients["dynamodb"]
     # The table is read before Intercom is asked: a wrong JOBS_TABLE must not leave an untracked export
     # holding the workspace's one active job.
@@ -406,7 +407,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from exportwatch.poll import StopReason, run_cycle
     from exportwatch.wiring import build_poller
 
-    summary = run_cycle(build_poller(_settings()), all_jobs=args.all)
+    summary = run_cycle(build_poller(_settings(PollerSettings)), all_jobs=args.all)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
@@ -466,7 +467,7 @@ def _describe_result(r: JobResult) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from exportwatch.wiring import build_store
 
-    jobs = sorted(build_store(_settings()).scan_all(), key=lambda j: j.tracked_at or "")
+    jobs = sorted(build_store(_settings(StoreSettings)).scan_all(), key=lambda j: j.tracked_at or "")
     if args.json:
         for job in jobs:
             print(json.dumps(_job_dict(job), default=str, sort_keys=True))
@@ -487,7 +488,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 job.state.value,
                 job.intercom_status or "-",
                 job.notified_at or "-",
-                detail[:100],
+                one_line(detail, 100),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -502,8 +503,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from exportwatch.store import JobStore
     from exportwatch.wiring import aws_clients, build_intercom
 
-    settings = _settings()
-    clients = aws_clients()
+    settings = _settings(OperatorSettings)
+    clients = aws_clients(services=("dynamodb", "secretsmanager"))
     store = JobStore(clients["dynamodb"], settings.jobs_table)
     tracked = store.get(job_id)  # also checks JOBS_TABLE before anything is asked of Intercom
     intercom = build_intercom(settings, clients["secretsmanager"])

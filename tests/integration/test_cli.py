@@ -275,7 +275,7 @@ def test_cancel(cli: Cli, emulator: IntercomEmulator) -> None:
     [
         ("JOBS_TABLE", ("list",)),
         ("EXPORT_BUCKET", ("poll",)),
-        ("NOTIFY_TOPIC_ARN", ("track", "abc123")),
+        ("NOTIFY_TOPIC_ARN", ("poll",)),  # track and list read JOBS_TABLE alone (test_entry_point_settings.py)
         ("INTERCOM_TOKEN_SECRET", ("start", "--since", "2024-01-01", "--until", "2024-01-02")),
     ],
 )

@@ -1,19 +1,26 @@
-"""Configuration from the environment, the same for the Lambda and the CLI.
+"""Configuration from the environment: one settings class per entry point, each reading only what it uses.
 
-Every value is validated once, up front, and every problem is collected: one ConfigError lists them all, one
-line per variable, each line starting with the variable's name. A misconfigured deployment fails on its first
-invocation instead of mid-cycle, and a newcomer sees everything to fix in one run, not one variable per run.
+  PollerSettings (alias Settings)  the poller Lambda and `exportwatch poll`: every variable
+  SlackSettings                    the Slack notifier Lambda: SLACK_WEBHOOK_SECRET
+  OperatorSettings                 `exportwatch start` and `cancel`: JOBS_TABLE and the Intercom variables
+  StoreSettings                    `exportwatch track` and `list`: JOBS_TABLE
+
+Each entry point validates its settings once, up front, and every problem is collected: one ConfigError lists
+them all, one line per variable, each line starting with the variable's name. A misconfigured deployment fails
+on its first invocation instead of mid-cycle, and a newcomer sees everything to fix in one run, not one
+variable per run.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
+
+from exportwatch.urls import is_loopback_host
 
 DEFAULT_API_URL = "https://api.intercom.io"
 DEFAULT_INTERCOM_VERSION = "2.16"
@@ -79,8 +86,80 @@ class _Problems:
             raise ConfigError.combine(self.errors)
 
 
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+# One reader per variable: each entry point's from_env picks the ones it needs, so a variable is checked the
+# same way (and its problem worded the same way) wherever it is read.
+
+
+def _jobs_table(e: Mapping[str, str]) -> str:
+    return _matching(e, "JOBS_TABLE", _TABLE_RE, "a DynamoDB table name")
+
+
+def _token_secret(e: Mapping[str, str]) -> str:
+    return _required(e, "INTERCOM_TOKEN_SECRET")
+
+
+def _intercom_api_url(e: Mapping[str, str]) -> str:
+    return _api_url(e.get("INTERCOM_API_URL") or DEFAULT_API_URL)
+
+
+def _intercom_version(e: Mapping[str, str]) -> str:
+    return _matching(e, "INTERCOM_VERSION", _VERSION_RE, "an Intercom API version like 2.16", DEFAULT_INTERCOM_VERSION)
+
+
+def _http_timeout(e: Mapping[str, str]) -> float:
+    return float(_int(e, "HTTP_TIMEOUT_SECONDS", 30, 1, 900))
+
+
 @dataclass(frozen=True)
-class Settings:
+class StoreSettings:
+    """`exportwatch track` and `exportwatch list`: the job table, nothing else."""
+
+    jobs_table: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StoreSettings:
+        e, p = _env(env), _Problems()
+        settings = cls(jobs_table=p.check(lambda: _jobs_table(e), ""))
+        p.raise_any()
+        return settings
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """`exportwatch start` and `exportwatch cancel`: the job table and Intercom (no bucket, no topic)."""
+
+    jobs_table: str
+    intercom_token_secret: str
+    intercom_api_url: str = DEFAULT_API_URL
+    intercom_version: str = DEFAULT_INTERCOM_VERSION
+    http_timeout_seconds: float = 30.0
+
+    @property
+    def intercom_pool_size(self) -> int:
+        return 1  # one command, one request at a time
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        e, p = _env(env), _Problems()
+        settings = cls(
+            jobs_table=p.check(lambda: _jobs_table(e), ""),
+            intercom_token_secret=p.check(lambda: _token_secret(e), ""),
+            intercom_api_url=p.check(lambda: _intercom_api_url(e), ""),
+            intercom_version=p.check(lambda: _intercom_version(e), ""),
+            http_timeout_seconds=p.check(lambda: _http_timeout(e), 0.0),
+        )
+        p.raise_any()
+        return settings
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    """The poller (the Lambda and `exportwatch poll`): every variable."""
+
     jobs_table: str
     export_bucket: str
     notify_topic_arn: str
@@ -99,32 +178,26 @@ class Settings:
     expiry_warning_seconds: int = 12 * 3600
     stuck_after_seconds: int = 12 * 3600
 
+    @property
+    def intercom_pool_size(self) -> int:
+        return self.poll_concurrency  # one connection per worker
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        e = os.environ if env is None else env
-        p = _Problems()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PollerSettings:
+        e, p = _env(env), _Problems()
         # Each value is read through p.check: a bad one is recorded and a placeholder stands in, so the checks
         # after it still run. The placeholders never escape: raise_any() raises before the object is built.
         settings = cls(
-            jobs_table=p.check(lambda: _matching(e, "JOBS_TABLE", _TABLE_RE, "a DynamoDB table name"), ""),
+            jobs_table=p.check(lambda: _jobs_table(e), ""),
             export_bucket=p.check(lambda: _matching(e, "EXPORT_BUCKET", _BUCKET_RE, "an S3 bucket name"), ""),
             notify_topic_arn=p.check(lambda: _matching(e, "NOTIFY_TOPIC_ARN", _TOPIC_ARN_RE, "an SNS topic ARN"), ""),
-            intercom_token_secret=p.check(lambda: _required(e, "INTERCOM_TOKEN_SECRET"), ""),
-            intercom_api_url=p.check(lambda: _api_url(e.get("INTERCOM_API_URL") or DEFAULT_API_URL), ""),
-            intercom_version=p.check(
-                lambda: _matching(
-                    e,
-                    "INTERCOM_VERSION",
-                    _VERSION_RE,
-                    "an Intercom API version like 2.16",
-                    DEFAULT_INTERCOM_VERSION,
-                ),
-                "",
-            ),
+            intercom_token_secret=p.check(lambda: _token_secret(e), ""),
+            intercom_api_url=p.check(lambda: _intercom_api_url(e), ""),
+            intercom_version=p.check(lambda: _intercom_version(e), ""),
             export_prefix=p.check(lambda: _prefix(e.get("EXPORT_PREFIX", DEFAULT_EXPORT_PREFIX)), ""),
             poll_interval_seconds=60 * p.check(lambda: _int(e, "POLL_INTERVAL_MINUTES", 5, 1, 24 * 60), 0),
             lease_seconds=p.check(lambda: _int(e, "LEASE_SECONDS", 900, 1, 24 * 3600), 0),
-            http_timeout_seconds=float(p.check(lambda: _int(e, "HTTP_TIMEOUT_SECONDS", 30, 1, 900), 0)),
+            http_timeout_seconds=p.check(lambda: _http_timeout(e), 0.0),
             max_check_delay_seconds=60 * p.check(lambda: _int(e, "MAX_CHECK_DELAY_MINUTES", 30, 1, 12 * 60), 0),
             settled_ttl_days=p.check(lambda: _int(e, "SETTLED_TTL_DAYS", 30, 1, 3650), 0),
             poll_concurrency=p.check(lambda: _int(e, "POLL_CONCURRENCY", 4, 1, 64), 0),
@@ -135,10 +208,37 @@ class Settings:
         return settings
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
+Settings = PollerSettings  # the name every module and test has imported since the first version
+
+
+SLACK_WEBHOOK_SECRET_VAR: Final = "SLACK_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    """The Slack notifier: the Secrets Manager id of the webhook URL (never the URL itself)."""
+
+    slack_webhook_secret: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SlackSettings:
+        e, p = _env(env), _Problems()
+        settings = cls(
+            slack_webhook_secret=p.check(
+                lambda: _required(
+                    e, SLACK_WEBHOOK_SECRET_VAR, "not set (the Secrets Manager id of the Slack webhook URL)"
+                ),
+                "",
+            ),
+        )
+        p.raise_any()
+        return settings
+
+
+def _required(env: Mapping[str, str], name: str, missing: str = "is not set") -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise ConfigError(name, "is not set")
+        raise ConfigError(name, missing)
     return value
 
 
@@ -179,7 +279,7 @@ def _api_url(raw: str) -> str:
         raise ConfigError(name, f"{raw[:80]!r} is not an http(s) URL")
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
         raise ConfigError(name, "must be a bare origin like https://api.intercom.io (no path, query or credentials)")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         # The bearer token would cross the network in clear text; plain http is only for a local emulator.
         raise ConfigError(name, "plain http is allowed only for a loopback emulator; use https")
     try:
@@ -187,15 +287,6 @@ def _api_url(raw: str) -> str:
     except ValueError:
         raise ConfigError(name, "has an invalid port") from None
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _prefix(raw: str) -> str:
@@ -220,7 +311,7 @@ def region_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str] | N
     botocore reads only AWS_DEFAULT_REGION, while Lambda, the AWS CLI v2 docs and most SDKs also know AWS_REGION:
     a newcomer who sets AWS_REGION alone must not get botocore's NoRegionError.
     """
-    e = os.environ if env is None else env
+    e = _env(env)
     for name in REGION_VARIABLES:
         value = e.get(name, "").strip()
         if value:

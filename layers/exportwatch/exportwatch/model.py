@@ -66,15 +66,26 @@ def human_duration(seconds: float) -> str:
     return f"{int(seconds)} second" + ("" if 1 <= seconds < 2 else "s")
 
 
-def parse_iso(value: str | None) -> datetime | None:
-    """An ISO 8601 time as the table stores it (Z suffix), or None when absent or unparsable."""
-    if not value:
+# The strict form: what the notification contract's times look like (seconds, optional fraction, an offset).
+_ISO_STRICT_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
+
+
+def parse_iso(value: object, *, strict: bool = False) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime, or None when absent, not a string or unparsable: the one parser.
+
+    Lenient (the table's times, written with a Z suffix): anything datetime.fromisoformat reads; a time without
+    an offset is taken as UTC. `strict` (a notification's times, from a message anyone could publish): only
+    YYYY-MM-DDTHH:MM:SS[.fraction] followed by Z or an offset.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    if strict and not _ISO_STRICT_RE.fullmatch(value):
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved past the calendar's end by its offset
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def human_size(n: int) -> str:

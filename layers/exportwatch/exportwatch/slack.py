@@ -1,8 +1,9 @@
 """Posting to a Slack incoming webhook, loudly: every way a post can fail raises.
 
 A webhook URL is a credential (whoever has it can post to the channel), so it only ever lives in Secrets
-Manager and in this process's memory: it is read through Powertools Parameters, never put in an exception
-text, a log line or a return value, and urllib3's and botocore's debug lines that could carry it are redacted.
+Manager and in this process's memory: it is read through Powertools Parameters (wiring.webhook_url_provider),
+never put in an exception text, a log line or a return value, and urllib3's and botocore's debug lines that
+could carry it are redacted.
 
 Failure semantics (the Lambda relies on them: a raise makes Lambda retry the async invocation, then hand the
 event to the on-failure destination, an SQS dead-letter queue):
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,10 +28,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from exportwatch.config import ConfigError
-from exportwatch.events import sns_event_problem
+from exportwatch.config import SLACK_WEBHOOK_SECRET_VAR, ConfigError
+from exportwatch.events import SnsNotifications, parse_sns_event
 from exportwatch.redaction import install_log_redaction, uninstall_log_redaction
 from exportwatch.render import NotOurs, parse_contract, slack_payload_for_message
+from exportwatch.safetext import one_line
+from exportwatch.urls import is_loopback_host
 
 __all__ = [
     "WEBHOOK_SECRET_VAR",
@@ -46,19 +48,16 @@ __all__ = [
     "install_log_redaction",
     "parse_webhook_url",
     "uninstall_log_redaction",
-    "webhook_url_provider",
 ]
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_SECRET_VAR: Final = "SLACK_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
-URL_CACHE_SECONDS: Final = 300
+WEBHOOK_SECRET_VAR: Final = SLACK_WEBHOOK_SECRET_VAR
 CONNECT_TIMEOUT: Final = 3.05
 READ_TIMEOUT: Final = 10.0
 MAX_RETRY_AFTER_WAIT: Final = 10.0  # wait out a 429 in-process only when Slack asks for at most this long
 MAX_RATE_LIMIT_WAITS: Final = 2
 _MAX_BODY: Final = 4096
-_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 # Slack's webhook error codes (api.slack.com/messaging/webhooks#handling_errors), with what to do about each.
 _PAYLOAD_ERRORS: Final = frozenset({"invalid_payload", "no_text", "invalid_blocks", "invalid_attachments"})
@@ -141,39 +140,13 @@ def parse_webhook_url(value: str | bytes) -> str:
         _ = parts.port  # raises on a malformed port
     except ValueError:
         raise ConfigError(WEBHOOK_SECRET_VAR, "the secret's value is not a URL") from None
-    if parts.scheme == "http" and host in _LOOPBACK:
+    if parts.scheme == "http" and is_loopback_host(host):
         pass  # a local receiver (tests, demo): nothing leaves the machine
     elif parts.scheme != "https":
         raise ConfigError(WEBHOOK_SECRET_VAR, "the webhook URL must be https:// (http only for a loopback host)")
     if not host or parts.path in ("", "/") or parts.username or parts.password:
         raise ConfigError(WEBHOOK_SECRET_VAR, "the secret's value is not an incoming-webhook URL (host and path)")
     return text
-
-
-def webhook_url_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
-    """The webhook URL from Secrets Manager through Powertools Parameters, cached for five minutes."""
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
-    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-
-    install_log_redaction()
-    provider = SecretsProvider(boto3_client=secrets_client)
-    lock = threading.Lock()
-
-    def get() -> str:
-        with lock:
-            try:
-                value = provider.get(secret_id, max_age=URL_CACHE_SECONDS)
-            except GetParameterError as exc:
-                # Powertools' text carries botocore's error (e.g. ResourceNotFoundException), not the value.
-                first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-                raise ConfigError(WEBHOOK_SECRET_VAR, f"cannot read secret {secret_id!r}: {first}") from None
-        if not isinstance(value, str | bytes):
-            raise ConfigError(WEBHOOK_SECRET_VAR, "the secret has no string value")
-        url = parse_webhook_url(value)
-        install_log_redaction(url, urlsplit(url).path)
-        return url
-
-    return get
 
 
 # --------------------------------------------------------------------------------------------- posting
@@ -196,9 +169,7 @@ def _retry_after(value: str | None, now: float) -> float:
 
 def _safe_code(body: bytes) -> str:
     """Slack's error body ("channel_not_found") made safe for a log line: printable, short."""
-    text = body.decode("utf-8", "replace").strip()
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return text[:120]
+    return one_line(body.decode("utf-8", "replace"), 120)
 
 
 def _is_ok(body: bytes) -> bool:
@@ -304,37 +275,31 @@ class PostedMessage:
 
 
 def handle_sns_event(
-    event: Any, webhook: SlackWebhook, *, time_left: Callable[[], float] | None = None
+    event: SnsNotifications | Any, webhook: SlackWebhook, *, time_left: Callable[[], float] | None = None
 ) -> list[PostedMessage]:
     """Post every SNS record of a Lambda event to Slack: ours rendered, anything else as raw text.
 
-    Raises on the first record that does not reach Slack (SNS delivers one record per invocation; were there
-    more, a retry could repeat the earlier ones, which beats losing the failed one).
+    `event` is what events.parse_sns_event returned (a raw event is parsed here, once: InvalidEvent, a
+    ValueError, when it is not SNS). Raises on the first record that does not reach Slack (SNS delivers one
+    record per invocation; were there more, a retry could repeat the earlier ones, which beats losing the
+    failed one).
     """
-    from aws_lambda_powertools.utilities.data_classes import SNSEvent
-
-    if (why := sns_event_problem(event)) is not None:  # a clear error for an event that is not SNS at all
-        raise ValueError(why)
+    notifications = event if isinstance(event, SnsNotifications) else parse_sns_event(event)
     posted = []
-    for record in SNSEvent(event).records:
+    for record in notifications.records:
         sns = record.sns
-        raw = sns.raw_event
-        given = raw.get("MessageAttributes")
-        attributes = {
-            str(name): str(attr.get("Value", "")) if isinstance(attr, Mapping) else str(attr)
-            for name, attr in (given.items() if isinstance(given, Mapping) else ())
-        }
-        subject = raw.get("Subject") if isinstance(raw.get("Subject"), str) else None
-        topic_arn = raw.get("TopicArn") if isinstance(raw.get("TopicArn"), str) else None
-        message_id = str(raw.get("MessageId") or "")
         payload = slack_payload_for_message(
-            sns.message, subject=subject, topic_arn=topic_arn, message_id=message_id, attributes=attributes
+            sns.message,
+            subject=sns.subject,
+            topic_arn=sns.topic_arn,
+            message_id=sns.message_id,
+            attributes={name: attribute.value for name, attribute in sns.message_attributes.items()},
         )
         webhook.post(payload, time_left=time_left)
         try:
             view = parse_contract(sns.message)
         except NotOurs:
-            posted.append(PostedMessage(message_id, "foreign", None, None))
+            posted.append(PostedMessage(sns.message_id, "foreign", None, None))
         else:
-            posted.append(PostedMessage(message_id, "exportwatch", view.event.value, view.job_identifier))
+            posted.append(PostedMessage(sns.message_id, "exportwatch", view.event.value, view.job_identifier))
     return posted

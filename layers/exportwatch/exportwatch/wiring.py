@@ -1,4 +1,4 @@
-"""Builds the poller's collaborators from validated Settings: the one place boto3 clients are created.
+"""Builds each function's collaborators from its validated settings: the one place boto3 clients are created.
 
 AWS endpoints and credentials come from boto3's own configuration (AWS_ENDPOINT_URL, profiles, ...), so the
 same code talks to AWS in Lambda and to moto on a laptop. The region is resolved here, once, for every client:
@@ -8,24 +8,39 @@ AWS_DEFAULT_REGION, else AWS_REGION (which botocore alone ignores), else the pro
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import InvalidRegionError
 
 from exportwatch.archive import CopySettings
-from exportwatch.config import REGION_VARIABLES, ConfigError, Settings, region_from_env
+from exportwatch.config import (
+    REGION_VARIABLES,
+    SLACK_WEBHOOK_SECRET_VAR,
+    ConfigError,
+    OperatorSettings,
+    Settings,
+    SlackSettings,
+    StoreSettings,
+    region_from_env,
+)
 from exportwatch.intercom import IntercomClient
 from exportwatch.notifier import Notifier
 from exportwatch.poll import Poller
 from exportwatch.redaction import install_log_redaction
+from exportwatch.safetext import one_line
 from exportwatch.store import JobStore
 
-TOKEN_CACHE_SECONDS = 300
+if TYPE_CHECKING:
+    from exportwatch.slack import SlackWebhook
+
 _VAR = "INTERCOM_TOKEN_SECRET"
+AWS_SERVICES = ("dynamodb", "s3", "sns", "secretsmanager")
 
 
 def parse_token(secret_value: str | bytes) -> str:
@@ -52,8 +67,31 @@ def parse_token(secret_value: str | bytes) -> str:
     return text
 
 
-def token_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
-    """Token from Secrets Manager through Powertools Parameters, cached for five minutes."""
+SECRET_CACHE_SECONDS = 300
+# A Secrets Manager secret name (letters, digits, /_+=.@-) or its ARN: only such an id is ever echoed in an error.
+_SECRET_ID_RE = re.compile(
+    r"[A-Za-z0-9/_+=.@-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
+)
+
+
+def secret_provider(
+    variable: str,
+    secret_id: str,
+    secrets_client: Any,
+    *,
+    parse: Callable[[str | bytes], str],
+    redact: Callable[[str], Iterable[str]] = lambda value: (value,),
+    max_age: int = SECRET_CACHE_SECONDS,
+    name_the_secret: bool = False,
+) -> Callable[[], str]:
+    """A callable returning the parsed value of one Secrets Manager secret, through Powertools Parameters.
+
+    Fetched on first use, then cached for `max_age` seconds; one fetch at a time when several threads ask at once.
+    Every problem is a ConfigError naming `variable` that never holds the secret's value: `parse` raises its
+    own for a bad value. `redact` lists what of the parsed value must never show in third-party debug logs.
+    `name_the_secret` puts the secret's id in the unreadable-secret error (only when it looks like a secret name
+    or ARN: a value pasted into the variable by mistake is never echoed); otherwise the id is not shown.
+    """
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
@@ -64,30 +102,54 @@ def token_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
     def get() -> str:
         with lock:  # one fetch when several workers start at once
             try:
-                value = provider.get(secret_id, max_age=TOKEN_CACHE_SECONDS)
+                value = provider.get(secret_id, max_age=max_age)
             except GetParameterError as exc:
                 # Powertools' message carries botocore's error (e.g. ResourceNotFoundException), not the value.
-                # The id is not echoed: a token pasted into the variable by mistake would be printed.
-                if "ResourceNotFoundException" in str(exc):
-                    region = getattr(getattr(secrets_client, "meta", None), "region_name", None)
-                    where = f" in {region}" if isinstance(region, str) and region else ""
-                    raise ConfigError(
-                        _VAR,
-                        f"the secret it names does not exist{where} (ResourceNotFoundException); "
-                        "check the name and the region",
-                    ) from None
-                raise ConfigError(_VAR, f"cannot read the secret it names: {_first_line(exc)}") from None
+                raise _unreadable(variable, secret_id, secrets_client, exc, name_the_secret) from None
         if not isinstance(value, str | bytes):
-            raise ConfigError(_VAR, "the secret has no string value")
-        token = parse_token(value)
-        install_log_redaction(token)  # botocore's DEBUG lines show the secret's value: rewrite them
-        return token
+            raise ConfigError(variable, "the secret has no string value")
+        parsed = parse(value)
+        install_log_redaction(*redact(parsed))  # botocore's DEBUG lines show the secret's value: rewrite them
+        return parsed
 
     return get
 
 
+def _unreadable(variable: str, secret_id: str, client: Any, exc: BaseException, name_it: bool) -> ConfigError:
+    if name_it and _SECRET_ID_RE.fullmatch(secret_id):
+        return ConfigError(variable, f"cannot read secret {secret_id!r}: {_first_line(exc)}")
+    if "ResourceNotFoundException" in str(exc):
+        region = getattr(getattr(client, "meta", None), "region_name", None)
+        where = f" in {region}" if isinstance(region, str) and region else ""
+        return ConfigError(
+            variable,
+            f"the secret it names does not exist{where} (ResourceNotFoundException); check the name and the region",
+        )
+    return ConfigError(variable, f"cannot read the secret it names: {_first_line(exc)}")
+
+
+def token_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
+    """The Intercom token from Secrets Manager, cached for five minutes. Errors never show the secret's id: a
+    token pasted into the variable by mistake would be printed."""
+    return secret_provider(_VAR, secret_id, secrets_client, parse=parse_token)
+
+
+def webhook_url_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
+    """The Slack webhook URL from Secrets Manager, cached for five minutes. Its path is a credential too."""
+    from exportwatch.slack import parse_webhook_url
+
+    return secret_provider(
+        SLACK_WEBHOOK_SECRET_VAR,
+        secret_id,
+        secrets_client,
+        parse=parse_webhook_url,
+        redact=lambda url: (url, urlsplit(url).path),
+        name_the_secret=True,
+    )
+
+
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    return one_line((str(exc).splitlines() or [""])[0], 200) or type(exc).__name__
 
 
 def aws_region(session: boto3.Session | None = None) -> str:
@@ -104,19 +166,27 @@ def aws_region(session: boto3.Session | None = None) -> str:
     return region
 
 
-def aws_clients(session: boto3.Session | None = None, pool_size: int = 10) -> dict[str, Any]:
+def aws_clients(
+    session: boto3.Session | None = None,
+    pool_size: int = 10,
+    *,
+    services: Iterable[str] = AWS_SERVICES,
+    read_timeout: float = 60,
+) -> dict[str, Any]:
+    """One client per service, all in the region aws_region() resolves, with the same retry and timeouts."""
     session = session or boto3.Session()
     region = aws_region(session)
     cfg = Config(
         retries={"mode": "standard", "max_attempts": 4},
         max_pool_connections=max(10, pool_size * 2),
         connect_timeout=5,
-        read_timeout=60,
+        read_timeout=read_timeout,
     )
     try:
+        # A service name is a plain str here; boto3-stubs only types the literal names.
         return {
-            name: session.client(name, region_name=region, config=cfg)
-            for name in ("dynamodb", "s3", "sns", "secretsmanager")
+            name: session.client(name, region_name=region, config=cfg)  # type: ignore[call-overload]
+            for name in services
         }
     except InvalidRegionError:
         found = region_from_env()
@@ -124,18 +194,29 @@ def aws_clients(session: boto3.Session | None = None, pool_size: int = 10) -> di
         raise ConfigError(variable, f"{region[:40]!r} is not an AWS region name (e.g. us-east-1)") from None
 
 
-def build_store(settings: Settings, dynamodb: Any | None = None) -> JobStore:
-    return JobStore(dynamodb or aws_clients()["dynamodb"], settings.jobs_table)
+def build_store(settings: StoreSettings | OperatorSettings | Settings, dynamodb: Any | None = None) -> JobStore:
+    return JobStore(dynamodb or aws_clients(services=("dynamodb",))["dynamodb"], settings.jobs_table)
 
 
-def build_intercom(settings: Settings, secrets_client: Any) -> IntercomClient:
+def build_intercom(settings: OperatorSettings | Settings, secrets_client: Any) -> IntercomClient:
     return IntercomClient(
         settings.intercom_api_url,
         token_provider(settings.intercom_token_secret, secrets_client),
         version=settings.intercom_version,
         timeout=settings.http_timeout_seconds,
-        pool_size=settings.poll_concurrency,
+        pool_size=settings.intercom_pool_size,
     )
+
+
+SLACK_SECRETS_READ_TIMEOUT = 10  # the Slack function has 30 s in all: a slow Secrets Manager must not take them
+
+
+def build_slack_webhook(settings: SlackSettings, clients: dict[str, Any] | None = None) -> SlackWebhook:
+    """The Slack notifier's webhook, its URL read (and cached) from the secret SLACK_WEBHOOK_SECRET names."""
+    from exportwatch.slack import SlackWebhook
+
+    clients = clients or aws_clients(services=("secretsmanager",), read_timeout=SLACK_SECRETS_READ_TIMEOUT)
+    return SlackWebhook(webhook_url_provider(settings.slack_webhook_secret, clients["secretsmanager"]))
 
 
 def build_poller(
