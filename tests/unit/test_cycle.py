@@ -73,6 +73,22 @@ def test_a_foreign_download_url_fails_the_job_and_says_why(rig: Rig) -> None:
     assert "evil.example" in rig.publisher.published[0].body["reason"] and rig.archive.objects == {}
 
 
+def test_an_export_known_expired_is_not_downloaded_and_one_gone_at_download_time_expires(rig: Rig) -> None:
+    rig.track("old")
+    rig.source.answer("old", status("old", "completed", expires_at=rig.now))
+    rig.track("gone")
+    rig.source.answer("gone", status("gone", "completed", expires_at=rig.now + HOUR))  # not served: HTTP 404
+
+    summary = run_cycle(rig.poller())
+
+    assert summary.events == {"export.expired": 2}
+    assert rig.source.downloads == [rig.source.download_url_for("gone")] and rig.archive.objects == {}
+    reasons = {n.job_identifier: n.body["reason"] for n in rig.publisher.published}
+    assert reasons["old"].startswith("Intercom's copy expired at") and reasons["gone"].startswith(
+        "Intercom no longer has the file"
+    )
+
+
 def test_a_broken_copy_is_retried_next_cycle_without_a_notification(rig: Rig) -> None:
     rig.track("flaky")
     rig.source.answer("flaky", status("flaky", "completed", expires_at=rig.now + 40 * HOUR))
