@@ -81,6 +81,7 @@ from exportwatch.notifier import Notification, notification_for, warning_for
 from exportwatch.observability import job_context
 from exportwatch.ports import ArchiveSink, ExportSource, JobRepository, Publisher, S3Archive
 from exportwatch.results import Action, CycleSummary, JobResult, StopReason
+from exportwatch.safetext import one_line
 from exportwatch.store import LeaseLost
 
 __all__ = ["Action", "CycleSummary", "JobResult", "Poller", "StopReason", "new_owner", "run_cycle"]
@@ -211,7 +212,7 @@ class _Cycle:
             except Exception as exc:  # one job's error never stops the others
                 log.exception("job %s: unexpected error", job_id)
                 self._release_quietly(job_id)
-                return JobResult(job_id, Action.ERROR, detail=f"{type(exc).__name__}: {exc}"[:300])
+                return JobResult(job_id, Action.ERROR, detail=one_line(f"{type(exc).__name__}: {exc}", 300))
 
     def _release_quietly(self, job_id: str) -> None:
         """After an unexpected error, let the next cycle retry the job instead of waiting out the lease."""

@@ -49,7 +49,8 @@ class _RedactFilter(logging.Filter):
             return True
         redacted = self._SLACK_PATH.sub(lambda m: f"/{m.group(1)}/{_REDACTED}", text)
         with self._lock:
-            for secret in self._secrets:
+            # Longest first: a secret that contains another (a URL and its path) goes whole, leaving no tail.
+            for secret in sorted(self._secrets, key=len, reverse=True):
                 redacted = redacted.replace(secret, _REDACTED)
         if redacted != text:
             record.msg, record.args = redacted, None

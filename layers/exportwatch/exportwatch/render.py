@@ -22,11 +22,11 @@ import re
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-from exportwatch.model import Event, InvalidJobId, human_duration, human_size, validate_job_id
+from exportwatch.model import Event, InvalidJobId, human_duration, human_size, parse_iso, validate_job_id
 from exportwatch.outcomes import FINISHED_OK_STATUSES, NOTICES, Facts, Notice, Style
 from exportwatch.safetext import ELLIPSIS, one_line
 
@@ -78,7 +78,6 @@ _LABEL_WIDTH: Final = 17  # "Intercom's copy: " is the longest label
 
 _FOREIGN_COLOR: Final = "#8D8D8D"
 
-_ISO_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
 _ARN_RE: Final = re.compile(r"arn:(aws[a-z-]*):sns:([a-z0-9-]+):\d{12}:(.+)")
 _START_BASE: Final = "exportwatch start"
 
@@ -194,12 +193,7 @@ def _free(body: Mapping[str, Any], name: str) -> str | None:
 
 
 def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not _ISO_RE.fullmatch(value):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved past the calendar's end by its offset
-        return None
+    return parse_iso(value, strict=True)  # a message anyone could publish: only full ISO times with an offset
 
 
 # --------------------------------------------------------------------------------------------- shared pieces
