@@ -472,7 +472,7 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 def _section(text: str) -> dict[str, Any]:
     # No cut here: every piece of `text` is fitted into its own room, so the whole is within SLACK_SECTION_MAX
-    # (tests/test_render_properties.py checks it for arbitrary bodies). Cutting the whole could break a link.
+    # (tests/unit/test_render_properties.py checks it for arbitrary bodies). Cutting the whole could break a link.
     return {"type": "section", "text": _mrkdwn(text)}
 
 
