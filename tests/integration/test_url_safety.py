@@ -9,14 +9,12 @@ authority, "A" the API's.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import pytest
-import requests
 
 from exportwatch.config import Settings
 from exportwatch.intercom import ForeignOrigin, IntercomClient
@@ -28,6 +26,7 @@ from exportwatch.urls import UnsafeUrl, resolve
 from exportwatch.wiring import build_poller
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
+from support.digests import emulator_digest, object_digest
 from support.tracking import track
 
 P = "/download/content/data/{job}"
@@ -346,17 +345,10 @@ def test_a_gzip_content_encoding_is_stored_byte_for_byte_never_decoded(
 
     job = poller.store.get(job_id)
     assert job is not None and job.state is JobState.COMPLETED, job.last_error
-    with requests.get(
-        f"{emulator.base_url}{P.format(job=job_id)}",
-        headers={"Authorization": f"Bearer {emulator.token}", "Accept": "application/octet-stream"},
-        stream=True,
-        timeout=30,
-    ) as resp:
-        served = resp.raw.read(decode_content=False)
-    assert served[:2] == b"\x1f\x8b"
-    stored = aws_client("s3", stack.endpoint_url).get_object(Bucket=stack.bucket, Key=f"intercom-exports/{job_id}.gz")
-    body = stored["Body"].read()
-    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(served).hexdigest() == job.sha256
+    size, sha, head = emulator_digest(emulator, job_id)
+    assert head[:2] == b"\x1f\x8b"  # gzip bytes on the wire, under a Content-Encoding: gzip header
+    assert object_digest(stack, f"intercom-exports/{job_id}.gz")[:2] == (size, sha)
+    assert job.sha256 == sha
 
 
 # -- ids read back from the table ---------------------------------------------------------------------------

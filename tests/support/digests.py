@@ -16,7 +16,8 @@ def s3_client(stack: LocalStack) -> Any:
 
 
 def emulator_digest(emulator: IntercomEmulator, job_id: str) -> tuple[int, str, bytes]:
-    """(size, sha256, first bytes) of the export as the emulator serves it, read as a stream."""
+    """(size, sha256, first bytes) of the export exactly as the emulator sends it (never decoded, whatever its
+    Content-Encoding says), read as a stream."""
     sha, size, head = hashlib.sha256(), 0, b""
     with requests.get(
         f"{emulator.base_url}/download/content/data/{job_id}",
@@ -25,7 +26,7 @@ def emulator_digest(emulator: IntercomEmulator, job_id: str) -> tuple[int, str, 
         timeout=30,
     ) as resp:
         assert resp.status_code == 200
-        for chunk in resp.iter_content(1 << 20):
+        for chunk in resp.raw.stream(1 << 20, decode_content=False):
             head = head or chunk[:8]
             sha.update(chunk)
             size += len(chunk)
