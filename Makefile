@@ -80,8 +80,10 @@ requirements: | $(UV_STAMP)
 test: lint security pytest
 
 # Every tier (pyproject's testpaths): tests/unit, tests/integration, tests/faults, tests/infra.
+# One worker per core (pytest-xdist); each worker starts its own moto server and emulators on free ports. A
+# module's tests stay on one worker (--dist loadfile): module-scoped fixtures are built once.
 pytest: install
-	$(VPY) -m pytest
+	$(VPY) -m pytest -n auto --dist loadfile
 
 # The fast tier: pure tests with sockets switched off (tests/unit/conftest.py). It must stay under 30 s.
 unit: install

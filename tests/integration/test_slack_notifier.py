@@ -50,6 +50,7 @@ from exportwatch_local.slack_receiver import (
     slow,
 )
 from exportwatch_local.snsevents import EVENT_FILES, capture, lambda_event
+from support.lambda_handler import restored_loggers
 from support.paths import EVENTS, TEMPLATE
 
 APP_MODULE = "slack_notifier.app"  # functions/slack_notifier/app.py (functions/ is on pytest's pythonpath)
@@ -84,14 +85,9 @@ def app_module() -> Iterator[ModuleType]:
     At import the handler sets the `exportwatch` logger up for Lambda (Powertools' JSON handler, no propagation)
     and Powertools filters the root handlers; both are put back so the rest of the suite's caplog still works.
     """
-    package_logger = logging.getLogger("exportwatch")
-    saved = (list(package_logger.handlers), package_logger.level, package_logger.propagate)
-    root_filters = {handler: list(handler.filters) for handler in logging.root.handlers}
-    sys.modules.pop(APP_MODULE, None)  # imported afresh: its top level runs as in a new container
-    module = importlib.import_module(APP_MODULE)
-    package_logger.handlers[:], package_logger.level, package_logger.propagate = saved
-    for handler, filters in root_filters.items():
-        handler.filters[:] = filters
+    with restored_loggers():
+        sys.modules.pop(APP_MODULE, None)  # imported afresh: its top level runs as in a new container
+        module = importlib.import_module(APP_MODULE)
     yield module
 
 

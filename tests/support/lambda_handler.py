@@ -62,22 +62,33 @@ def fresh_poller_app() -> Iterator[ModuleType]:
     and the next import writes to that test's captured stdout. The module leaves sys.modules again, so the next
     test's import runs the module's top level once more.
     """
+    module: ModuleType | None = None
+    with restored_loggers():
+        sys.modules.pop(POLLER_MODULE, None)
+        try:
+            module = importlib.import_module(POLLER_MODULE)
+            handler = module.logger.registered_handler
+            assert isinstance(handler, logging.StreamHandler)
+            handler.setStream(CurrentStdout())
+            vars(module)["_poller"] = None  # as in a fresh container
+            yield module
+        finally:
+            if module is not None:
+                vars(module)["_poller"] = None
+            sys.modules.pop(POLLER_MODULE, None)
+
+
+@contextmanager
+def restored_loggers() -> Iterator[None]:
+    """Whatever a handler module's import does to the "exportwatch" and Powertools loggers (handlers, level,
+    propagation, and the markers Powertools leaves so a later import skips its set-up) and to the root handlers'
+    filters is undone on exit, so the tests that follow, in any order, see the loggers as they were."""
     touched = [logging.getLogger(n) for n in ("exportwatch", "aws_lambda_powertools")]
     saved = [(lg, _logger_state(lg)) for lg in touched]
     root_filters = {h: list(h.filters) for h in logging.root.handlers}
-    sys.modules.pop(POLLER_MODULE, None)
-    module: ModuleType | None = None
     try:
-        module = importlib.import_module(POLLER_MODULE)
-        handler = module.logger.registered_handler
-        assert isinstance(handler, logging.StreamHandler)
-        handler.setStream(CurrentStdout())
-        vars(module)["_poller"] = None  # as in a fresh container
-        yield module
+        yield
     finally:
-        if module is not None:
-            vars(module)["_poller"] = None
-        sys.modules.pop(POLLER_MODULE, None)
         for lg, state in saved:
             vars(lg).clear()
             vars(lg).update(state)
