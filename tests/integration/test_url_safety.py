@@ -24,7 +24,7 @@ from exportwatch.poll import Poller, run_cycle
 from exportwatch.ratelimit import MAX_RESET_SECONDS
 from exportwatch.urls import UnsafeUrl, resolve
 from exportwatch.wiring import build_poller
-from exportwatch_local.emulator import IntercomEmulator
+from exportwatch_local.emulator import IntercomEmulator, RecordedRequest
 from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
 from support.digests import emulator_digest, object_digest
 from support.tracking import track
@@ -81,6 +81,26 @@ def _twin(stranger: IntercomEmulator, job_id: str, **options: object) -> None:
     stranger.add_job("completed", job_identifier=job_id, steps=["completed"], **options)
 
 
+def _plant(
+    poller: Poller, api: IntercomEmulator, stranger: IntercomEmulator, forms: list[Form], option: str
+) -> dict[str, Form]:
+    """One completed job per form, tracked, with the form's URL as Intercom's `option` (download_url or
+    redirect_location). The URL names the job id itself, so whichever host a request reaches attributes it."""
+    jobs: dict[str, Form] = {}
+    for form in forms:
+        job_id = f"url{secrets.token_hex(6)}"
+        url = form.url(api, stranger, job_id)
+        api.add_job("completed", job_identifier=job_id, steps=["completed"], **{option: url})
+        _twin(stranger, job_id)
+        track(poller, job_id)
+        jobs[job_id] = form
+    return jobs
+
+
+def _downloads(api: IntercomEmulator, job_id: str) -> list[RecordedRequest]:
+    return [r for r in api.requests_for(job_id) if r.path.startswith("/download/")]
+
+
 def _assert_stranger_clean(stranger: IntercomEmulator, token: str) -> None:
     for request in stranger.requests:
         lowered = {k.lower(): v for k, v in request.headers.items()}
@@ -97,23 +117,14 @@ def _serial(poller: Poller) -> Poller:
 def test_hostile_download_urls_are_refused_before_any_request(
     poller: Poller, emulator: IntercomEmulator, stranger: IntercomEmulator, stack: LocalStack, token: str
 ) -> None:
-    jobs: dict[str, Form] = {}
-    for form in HOSTILE + SAME_ORIGIN:
-        job_id = f"url{secrets.token_hex(6)}"
-        # The URL names the job id itself, so the emulator attributes a request to it whichever host gets it.
-        emulator.add_job(
-            "completed", job_identifier=job_id, steps=["completed"], download_url=form.url(emulator, stranger, job_id)
-        )
-        _twin(stranger, job_id)
-        track(poller, job_id)
-        jobs[job_id] = form
+    jobs = _plant(poller, emulator, stranger, HOSTILE + SAME_ORIGIN, "download_url")
 
     run_cycle(poller)
 
     for job_id, form in jobs.items():
         job = poller.store.get(job_id)
         assert job is not None
-        downloads = [r for r in emulator.requests_for(job_id) if r.path.startswith("/download/")]
+        downloads = _downloads(emulator, job_id)
         assert stranger.requests_for(job_id) == [], f"{form.name}: the stranger was contacted"
         if form.refused:
             assert job.state is JobState.FAILED, f"{form.name}: {job.state} {job.last_error}"
@@ -147,25 +158,14 @@ def test_hostile_redirect_locations_are_refused_and_a_plain_foreign_hop_gets_no_
     poller: Poller, emulator: IntercomEmulator, stranger: IntercomEmulator, token: str
 ) -> None:
     plain = Form("plain_foreign_hop", "http://{S}{P}", False)
-    jobs: dict[str, Form] = {}
-    for form in [*HOSTILE, plain]:
-        job_id = f"loc{secrets.token_hex(6)}"
-        emulator.add_job(
-            "completed",
-            job_identifier=job_id,
-            steps=["completed"],
-            redirect_location=form.url(emulator, stranger, job_id),
-        )
-        _twin(stranger, job_id)
-        track(poller, job_id)
-        jobs[job_id] = form
+    jobs = _plant(poller, emulator, stranger, [*HOSTILE, plain], "redirect_location")
 
     run_cycle(poller)
 
     for job_id, form in jobs.items():
         job = poller.store.get(job_id)
         assert job is not None
-        own = [r for r in emulator.requests_for(job_id) if r.path.startswith("/download/")]
+        own = _downloads(emulator, job_id)
         assert [r.headers.get("Authorization") for r in own] == [f"Bearer {token}"], form.name  # the first hop
         seen = stranger.requests_for(job_id)
         refused = form.refused if form.location_refused is None else form.location_refused
@@ -200,13 +200,13 @@ def test_after_a_hop_on_a_storage_host_the_token_never_comes_back(
 
     run_cycle(poller)
 
-    own = [r for r in emulator.requests_for(back_home) if r.path.startswith("/download/")]
+    own = _downloads(emulator, back_home)
     assert [r.headers.get("Authorization") for r in own] == [f"Bearer {token}", None]
     job = poller.store.get(back_home)
     assert job is not None and job.state is JobState.WATCHING  # Intercom said 401 without the token: retried later
     bad = poller.store.get(hostile)
     assert bad is not None and bad.state is JobState.FAILED and "backslash" in (bad.outcome_reason or "")
-    assert len([r for r in emulator.requests_for(hostile) if r.path.startswith("/download/")]) == 1
+    assert len(_downloads(emulator, hostile)) == 1
     _assert_stranger_clean(stranger, token)
 
 
