@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +17,11 @@ from exportwatch.config import ConfigError, SlackSettings
 from exportwatch.events import parse_sns_event
 from exportwatch.slack import handle_sns_event, uninstall_log_redaction
 from exportwatch.wiring import build_slack_webhook
-from exportwatch_local.localstack import DUMMY_CREDENTIALS, LocalStack, aws_client
+from exportwatch_local.localstack import DUMMY_CREDENTIALS, LocalStack
 from exportwatch_local.slack_receiver import SlackReceiver
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EVENTS = REPO_ROOT / "events"
+from support.aws import store_webhook_secret
+from support.lambda_handler import event as saved_event
+from support.paths import REPO_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -107,17 +106,11 @@ def test_without_a_region_the_table_and_the_region_are_named_together(stack: Loc
 # -- the Slack notifier's webhook, built through wiring -----------------------------------------------------
 
 
-def saved_event(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
-    return event
-
-
 @pytest.fixture
 def slack_env(stack: LocalStack, slack_receiver: SlackReceiver, monkeypatch: pytest.MonkeyPatch) -> str:
     """A webhook on the local receiver, its URL in moto's Secrets Manager; AWS_REGION is the only region set."""
     url = slack_receiver.new_webhook()
-    name = f"exportwatch/slack-webhook-{secrets.token_hex(4)}"
-    aws_client("secretsmanager", stack.endpoint_url).create_secret(Name=name, SecretString=json.dumps({"url": url}))
+    name = store_webhook_secret(stack, url)
     monkeypatch.setenv("AWS_ENDPOINT_URL", stack.endpoint_url)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.setenv("AWS_REGION", stack.region)
@@ -129,7 +122,7 @@ def test_the_webhook_is_built_from_slack_settings_through_wiring(
     slack_env: str, slack_receiver: SlackReceiver, stack: LocalStack
 ) -> None:
     webhook = build_slack_webhook(SlackSettings.from_env())
-    event = saved_event("sns_failed")
+    event = saved_event("sns_failed.json")
 
     posted = handle_sns_event(parse_sns_event(event), webhook)
 

@@ -50,8 +50,10 @@ from exportwatch_local.slack_receiver import (
     slow,
 )
 from exportwatch_local.snsevents import EVENT_FILES, capture, lambda_event
+from support.aws import store_webhook_secret
+from support.lambda_handler import event as saved_event
 from support.lambda_handler import restored_loggers
-from support.paths import EVENTS, TEMPLATE
+from support.paths import TEMPLATE
 
 APP_MODULE = "slack_notifier.app"  # functions/slack_notifier/app.py (functions/ is on pytest's pythonpath)
 
@@ -101,17 +103,11 @@ def app(app_module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def webhook(stack: LocalStack, slack_receiver: SlackReceiver, monkeypatch: pytest.MonkeyPatch) -> str:
     """A webhook on the local receiver, its URL stored in moto's Secrets Manager as JSON {"url": ...}."""
     url = slack_receiver.new_webhook()
-    name = f"exportwatch/slack-webhook-{secrets.token_hex(4)}"
-    aws_client("secretsmanager", stack.endpoint_url).create_secret(Name=name, SecretString=json.dumps({"url": url}))
+    name = store_webhook_secret(stack, url)
     for key, value in stack.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("SLACK_WEBHOOK_SECRET", name)
     return url
-
-
-def saved_event(file_name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / f"{file_name}.json").read_text(encoding="utf-8"))
-    return event
 
 
 def expected_payload(event: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +128,7 @@ def expected_payload(event: dict[str, Any]) -> dict[str, Any]:
 def test_each_saved_event_is_posted(
     app: ModuleType, webhook: str, slack_receiver: SlackReceiver, file_name: str
 ) -> None:
-    event = saved_event(file_name)
+    event = saved_event(f"{file_name}.json")
     result = app.lambda_handler(event, FakeContext())
 
     (payload,) = slack_receiver.payloads
@@ -179,7 +175,7 @@ def test_saved_events_match_a_fresh_capture(stack: LocalStack) -> None:
     """events/sns_*.json are what SNS really delivers: capture again and compare (exportwatch_local.snsevents)."""
     fresh = capture(stack.endpoint_url, stack.topic_arn, list(EVENT_FILES.values()))
     for file_name, sample in EVENT_FILES.items():
-        saved, new = saved_event(file_name), fresh[sample]
+        saved, new = saved_event(f"{file_name}.json"), fresh[sample]
         assert _shape(saved) == _shape(new), file_name
         assert list(saved["Records"][0]["Sns"]) == list(new["Records"][0]["Sns"]), "key order"
         (old_record,) = saved["Records"]
@@ -363,7 +359,7 @@ def test_a_rejected_post_raises(
 ) -> None:
     slack_receiver.script(webhook, answer)
     with pytest.raises(SlackRejected) as caught:
-        app.lambda_handler(saved_event("sns_failed"), FakeContext())
+        app.lambda_handler(saved_event("sns_failed.json"), FakeContext())
     assert (caught.value.status, caught.value.code or "(empty body)") == (status, code)
     assert f"HTTP {status} {code}" in str(caught.value)
     assert len(slack_receiver.posts) == 1 and slack_receiver.payloads == []  # one try; Lambda does the retries
@@ -386,20 +382,20 @@ def test_a_slow_slack_times_out_and_raises(
     slack_receiver.script(webhook, slow(3.0))
     started = time.monotonic()
     with pytest.raises(SlackTimeout, match=r"within 0\.5 s"):
-        app.lambda_handler(saved_event("sns_expired"), FakeContext())
+        app.lambda_handler(saved_event("sns_expired.json"), FakeContext())
     assert time.monotonic() - started < 2.5
 
 
 def test_an_unreachable_slack_raises(app: ModuleType, slack_receiver: SlackReceiver, webhook: str) -> None:
     slack_receiver.stop()  # connection refused
     with pytest.raises(SlackUnreachable, match="cannot reach the Slack webhook"):
-        app.lambda_handler(saved_event("sns_failed"), FakeContext())
+        app.lambda_handler(saved_event("sns_failed.json"), FakeContext())
 
 
 def test_a_short_429_is_waited_out(app: ModuleType, webhook: str, slack_receiver: SlackReceiver) -> None:
     slack_receiver.script(webhook, rate_limited(retry_after=1))
     started = time.monotonic()
-    app.lambda_handler(saved_event("sns_completed"), FakeContext())
+    app.lambda_handler(saved_event("sns_completed.json"), FakeContext())
     assert time.monotonic() - started >= 1.0  # Retry-After honoured
     assert [p.status for p in slack_receiver.posts] == [429, 200]
     assert len(slack_receiver.payloads) == 1
@@ -409,7 +405,7 @@ def test_a_long_429_raises_at_once(app: ModuleType, webhook: str, slack_receiver
     slack_receiver.script(webhook, rate_limited(retry_after=60))
     started = time.monotonic()
     with pytest.raises(SlackRateLimited, match="Retry-After 60 s") as caught:
-        app.lambda_handler(saved_event("sns_completed"), FakeContext())
+        app.lambda_handler(saved_event("sns_completed.json"), FakeContext())
     assert caught.value.retry_after == 60 and time.monotonic() - started < 1.0
     assert slack_receiver.payloads == []
 
@@ -420,7 +416,7 @@ def test_a_429_is_not_waited_out_past_the_lambda_timeout(
     slack_receiver.script(webhook, rate_limited(retry_after=3))
     started = time.monotonic()
     with pytest.raises(SlackRateLimited):
-        app.lambda_handler(saved_event("sns_completed"), FakeContext(remaining_seconds=8))
+        app.lambda_handler(saved_event("sns_completed.json"), FakeContext(remaining_seconds=8))
     assert time.monotonic() - started < 1.0
 
 
@@ -447,7 +443,7 @@ def test_a_dead_webhook_fails_the_function_and_the_event_lands_in_the_dead_lette
     dlq = create_dead_letter_queue(stack.endpoint_url, template, f"exportwatch-slack-dlq-{secrets.token_hex(4)}")
     sqs = aws_client("sqs", stack.endpoint_url)
     slack_receiver.always(webhook, CHANNEL_NOT_FOUND)
-    event = saved_event("sns_failed")
+    event = saved_event("sns_failed.json")
 
     outcome = invoke_async(
         app.lambda_handler,
@@ -491,22 +487,22 @@ def test_the_webhook_url_never_shows_in_logs_exceptions_or_results(
     logging.getLogger("exportwatch").addHandler(json_logs)
     texts: list[str] = []
     try:
-        texts.append(json.dumps(app.lambda_handler(saved_event("sns_completed"), FakeContext())))
+        texts.append(json.dumps(app.lambda_handler(saved_event("sns_completed.json"), FakeContext())))
         slack_receiver.script(webhook, rate_limited(retry_after=0))
-        texts.append(json.dumps(app.lambda_handler(saved_event("sns_foreign"), FakeContext())))
+        texts.append(json.dumps(app.lambda_handler(saved_event("sns_foreign.json"), FakeContext())))
         for answer in (INVALID_PAYLOAD, CHANNEL_NOT_FOUND, rate_limited(retry_after=120)):
             slack_receiver.script(webhook, answer)
             with pytest.raises(Exception) as caught:
-                app.lambda_handler(saved_event("sns_failed"), FakeContext())
+                app.lambda_handler(saved_event("sns_failed.json"), FakeContext())
             texts += [str(caught.value), repr(caught.value), "".join(traceback.format_exception(caught.value))]
         app._webhook = SlackWebhook(app._get_webhook()._url, read_timeout=0.3)
         slack_receiver.script(webhook, slow(1.0))
         with pytest.raises(SlackTimeout) as timeout:
-            app.lambda_handler(saved_event("sns_failed"), FakeContext())
+            app.lambda_handler(saved_event("sns_failed.json"), FakeContext())
         texts += [str(timeout.value), "".join(traceback.format_exception(timeout.value))]
         slack_receiver.stop()
         with pytest.raises(SlackUnreachable) as unreachable:
-            app.lambda_handler(saved_event("sns_failed"), FakeContext())
+            app.lambda_handler(saved_event("sns_failed.json"), FakeContext())
         texts += [str(unreachable.value), "".join(traceback.format_exception(unreachable.value))]
     finally:
         logging.getLogger("exportwatch").removeHandler(json_logs)
@@ -533,7 +529,7 @@ def test_the_secret_may_hold_the_bare_url(
     name = f"exportwatch/slack-bare-{secrets.token_hex(4)}"
     aws_client("secretsmanager", stack.endpoint_url).create_secret(Name=name, SecretString=webhook)
     monkeypatch.setenv("SLACK_WEBHOOK_SECRET", name)
-    app.lambda_handler(saved_event("sns_no_data"), FakeContext())
+    app.lambda_handler(saved_event("sns_no_data.json"), FakeContext())
     assert len(slack_receiver.payloads) == 1
 
 
@@ -563,11 +559,11 @@ def test_missing_configuration_fails_clearly(
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("SLACK_WEBHOOK_SECRET", raising=False)
     with pytest.raises(ConfigError, match="SLACK_WEBHOOK_SECRET: not set"):
-        app.lambda_handler(saved_event("sns_failed"), FakeContext())
+        app.lambda_handler(saved_event("sns_failed.json"), FakeContext())
     monkeypatch.setattr(app, "_webhook", None)
     monkeypatch.setenv("SLACK_WEBHOOK_SECRET", "exportwatch/no-such-secret")
     with pytest.raises(ConfigError, match="cannot read secret 'exportwatch/no-such-secret'"):
-        app.lambda_handler(saved_event("sns_failed"), FakeContext())
+        app.lambda_handler(saved_event("sns_failed.json"), FakeContext())
 
 
 NOT_SNS_EVENTS: list[Any] = [
@@ -603,7 +599,7 @@ def test_webhook_urls_are_cached_not_fetched_per_message(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="botocore.endpoint")
     for _ in range(3):
-        app.lambda_handler(saved_event("sns_canceled"), FakeContext())
+        app.lambda_handler(saved_event("sns_canceled.json"), FakeContext())
     fetches = [r for r in caplog.records if "GetSecretValue" in r.getMessage() and "Making request" in r.getMessage()]
     assert len(fetches) == 1 and len(slack_receiver.payloads) == 3
 

@@ -1,7 +1,9 @@
-"""Reaching past the poller into AWS: a publish that fails like an outage, a table item set directly."""
+"""Reaching past the poller into AWS: a publish that fails like an outage, a table item set directly, a secret."""
 
 from __future__ import annotations
 
+import json
+import secrets
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -36,3 +38,10 @@ class FlakySNS:
         resp = self._sns.publish(**kwargs)
         self.published += 1
         return resp
+
+
+def store_webhook_secret(stack: LocalStack, url: str) -> str:
+    """Put a Slack webhook URL in moto's Secrets Manager as JSON {"url": ...}, as an operator would; its name."""
+    name = f"exportwatch/slack-webhook-{secrets.token_hex(4)}"
+    aws_client("secretsmanager", stack.endpoint_url).create_secret(Name=name, SecretString=json.dumps({"url": url}))
+    return name
