@@ -162,43 +162,37 @@ class JobStore:
 
     def release(self, job_id: str, owner: str) -> None:
         """Drop our lease without other changes (work was not started)."""
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=_key(job_id),
-                UpdateExpression="REMOVE lease_owner, lease_until",
-                ConditionExpression="lease_owner = :owner",
-                ExpressionAttributeValues={":owner": {"S": owner}},
-            )
-        except ClientError as exc:
-            if not _conditional(exc):
-                raise
+        self._update_if(
+            job_id,
+            "REMOVE lease_owner, lease_until",
+            "lease_owner = :owner",
+            {":owner": {"S": owner}},
+        )
 
     def make_due(self, job_id: str) -> None:
         """Check an unsettled job on the next cycle, whatever its back-off said. A settled job (no due_shard) or
         an unknown id is left alone."""
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=_key(job_id),
-                UpdateExpression="SET next_check_at = :zero",
-                ConditionExpression="attribute_exists(due_shard)",
-                ExpressionAttributeValues={":zero": {"N": "0"}},
-            )
-        except ClientError as exc:
-            if not _conditional(exc):
-                raise
+        self._update_if(job_id, "SET next_check_at = :zero", "attribute_exists(due_shard)", {":zero": {"N": "0"}})
 
     def quarantine(self, job_id: str, reason: str, now: int) -> bool:
         """Take a row out of the due index for good (its id is unusable), recording why. True if this call did it:
         the caller logs and counts the row once, even with several pollers at work."""
+        return self._update_if(
+            job_id,
+            "REMOVE due_shard SET quarantined_at = :now, quarantine_reason = :why",
+            "attribute_exists(due_shard)",
+            {":now": {"N": str(now)}, ":why": {"S": reason}},
+        )
+
+    def _update_if(self, job_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        """One conditional UpdateItem: True if it was applied, False if the condition did not hold."""
         try:
             self._db.update_item(
                 TableName=self.table,
                 Key=_key(job_id),
-                UpdateExpression="REMOVE due_shard SET quarantined_at = :now, quarantine_reason = :why",
-                ConditionExpression="attribute_exists(due_shard)",
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":why": {"S": reason}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if _conditional(exc):
