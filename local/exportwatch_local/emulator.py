@@ -14,6 +14,12 @@ Scripting from Python::
         job_id = emu.add_job("html_504", html_504_count=1)
         ...  # point the client at emu.base_url with token "emulator-token"
 
+Several workspaces (one emulator each, own port and token)::
+
+    with EmulatorFleet({"us": "token-us", "eu": "token-eu"}) as fleet:
+        fleet.emulators["eu"].queue_create_scenarios("failed", "completed")
+        ...  # fleet.base_url("eu"); afterwards fleet.emulators["us"].tokens_seen() == {"token-us"}
+
 From another process: ``python -m exportwatch_local.emulator --port 8765 --token T`` and the control API
 under ``/_emulator/`` (no auth), see ``IntercomEmulator._control``.
 """
@@ -43,7 +49,8 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, cast
+from types import TracebackType
+from typing import Final, Self, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from exportwatch.outcomes import FINISHED_OK_STATUSES, HTTP_ANSWERS, RUNNING_STATUSES
@@ -52,15 +59,21 @@ from exportwatch_local.loopback import LoopbackHandler, LoopbackServer
 __all__ = [
     "CSV_COLUMNS",
     "SCENARIOS",
+    "CreateRecord",
+    "EmulatorFleet",
     "IntercomEmulator",
     "RecordedRequest",
     "main",
+    "start_workspaces",
 ]
 
 _LOG = logging.getLogger(__name__)
 
 TWO_DAYS: Final = 2 * 24 * 3600
 DEFAULT_TOKEN: Final = "emulator-token"  # noqa: S105 - a public placeholder, not a secret
+DEFAULT_WORKSPACE: Final = "default"
+_CREATE_PATH: Final = "/export/content/data"
+_ONE_ACTIVE_MESSAGE: Final = "Exceeded rate limit of 1 pending message data export jobs"
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 _CHUNK: Final = 256 * 1024
 _MAX_REQUEST_BODY: Final = 1 << 20
@@ -198,6 +211,34 @@ class RecordedRequest:
             "job_identifier": self.job_identifier,
             "body": self.body.decode("utf-8", "replace"),
         }
+
+
+@dataclass(frozen=True)
+class CreateRecord:
+    """One authenticated `POST /export/content/data` and how it was answered (200, 400 or 429 alike)."""
+
+    job_identifier: str | None  # None when refused
+    created_at_after: int | None  # None when absent or not an integer (a 400)
+    created_at_before: int | None
+    status_code: int
+    time: float  # by the emulator's clock
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "job_identifier": self.job_identifier,
+            "created_at_after": self.created_at_after,
+            "created_at_before": self.created_at_before,
+            "status_code": self.status_code,
+            "time": self.time,
+        }
+
+
+def _unix_field(payload: object, name: str) -> int | None:
+    value = payload.get(name) if isinstance(payload, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+_Scenario = tuple[str, dict[str, object]]
 
 
 @dataclass
@@ -644,7 +685,11 @@ def _build_job(scenario: str, job_identifier: str, options: Mapping[str, object]
 
 
 class IntercomEmulator(LoopbackServer):
-    """Intercom's four data export endpoints plus a scripting API, served on 127.0.0.1."""
+    """Intercom's four data export endpoints plus a scripting API, served on 127.0.0.1.
+
+    One instance is one workspace (`workspace` is only a label): it accepts its own token alone and allows
+    one active content export created through the API at a time, as Intercom does per workspace.
+    """
 
     label = "intercom emulator"
     noun = "the emulator"
@@ -659,9 +704,11 @@ class IntercomEmulator(LoopbackServer):
         clock: Callable[[], float] = time.time,
         status_delay: float = 0.0,
         open_downloads: bool = False,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> None:
         super().__init__(host, port, _Handler)
         self.token = token
+        self.workspace = workspace
         # A storage host (where a redirect or a presigned URL points): downloads need no token, like S3's.
         self.open_downloads = open_downloads
         self.clock = clock
@@ -669,7 +716,11 @@ class IntercomEmulator(LoopbackServer):
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._requests: list[RecordedRequest] = []
-        self._create_scenario: tuple[str, dict[str, object]] = ("completed", {})
+        self._create_scenario: _Scenario = ("completed", {})
+        self._create_queue: list[_Scenario] = []  # taken one per successful create, before _create_scenario
+        self._creates: list[CreateRecord] = []
+        self._tokens_seen: set[str] = set()
+        self._peak_active = 0
         # Intercom's real limit is per app and workspace; by default only the headers are emulated, so
         # benchmarks are not throttled unless set_rate_limit() asks for it.
         self._rl_limit = 10_000
@@ -718,6 +769,29 @@ class IntercomEmulator(LoopbackServer):
         with self._lock:
             self._requests.clear()
 
+    @property
+    def creates(self) -> list[CreateRecord]:
+        """A snapshot of every authenticated create so far (the range asked for and the answer), oldest first."""
+        with self._lock:
+            return list(self._creates)
+
+    def tokens_seen(self) -> set[str]:
+        """Every distinct credential presented in an Authorization header, accepted or not (token isolation)."""
+        with self._lock:
+            return set(self._tokens_seen)
+
+    @property
+    def peak_active_exports(self) -> int:
+        """The most API-created jobs active at once, counted at each successful create (1 while the rule holds)."""
+        with self._lock:
+            return self._peak_active
+
+    @property
+    def active_exports(self) -> list[str]:
+        """Ids of the API-created jobs active now (pending or in progress as last served)."""
+        with self._lock:
+            return [j.job_identifier for j in self._jobs.values() if j.created_via_api and j.status in _ACTIVE]
+
     def set_rate_limit(self, limit: int, window_seconds: float = 10.0) -> None:
         """Enforce `limit` API calls per aligned window: the call over it gets a real 429."""
         if limit < 0 or window_seconds <= 0:
@@ -734,6 +808,24 @@ class IntercomEmulator(LoopbackServer):
         _build_job(scenario, "validation", options, self.clock())
         with self._lock:
             self._create_scenario = (scenario, dict(options))
+
+    def queue_create_scenarios(self, *scenarios: str | tuple[str, Mapping[str, object]]) -> None:
+        """Queue how the next successful creates behave, one each in order (a name, or (name, options));
+        once the queue is empty creates fall back to set_create_scenario's. E.g. ("failed", "completed"):
+        a window's first export fails and its retry completes."""
+        parsed: list[_Scenario] = []
+        for item in scenarios:
+            scenario, options = (item, {}) if isinstance(item, str) else item
+            _build_job(scenario, "validation", options, self.clock())
+            parsed.append((scenario, dict(options)))
+        with self._lock:
+            self._create_queue.extend(parsed)
+
+    @property
+    def queued_create_scenarios(self) -> list[str]:
+        """Names of the create scenarios still queued, next first."""
+        with self._lock:
+            return [scenario for scenario, _ in self._create_queue]
 
     # ---- internals (callers hold self._lock unless noted) ---------------------------------------------
 
@@ -812,9 +904,38 @@ class IntercomEmulator(LoopbackServer):
             self._requests.append(request)
 
     def _api(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+        reply = self._authorized_api(method, path, headers, body)
+        if method == "POST" and path == _CREATE_PATH and reply.code != 401:
+            self._record_create(body, reply)
+        return reply
+
+    def _record_create(self, body: bytes, reply: _Reply) -> None:
+        try:
+            payload: object = json.loads(body or b"null")
+        except ValueError:
+            payload = None
+        job_id: str | None = None
+        if reply.code == 200:
+            job_id = str(json.loads(reply.body)["job_identifier"])
+        record = CreateRecord(
+            job_identifier=job_id,
+            created_at_after=_unix_field(payload, "created_at_after"),
+            created_at_before=_unix_field(payload, "created_at_before"),
+            status_code=reply.code,
+            time=self.clock(),
+        )
+        with self._lock:
+            self._creates.append(record)
+
+    def _authorized_api(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+        raw = (headers.get("authorization") or "").strip()
+        scheme, _, credential = raw.partition(" ")
+        if raw:
+            with self._lock:
+                # The credential alone for Bearer; any other scheme's whole value, so no token goes unseen.
+                self._tokens_seen.add(credential.strip() if scheme.lower() == "bearer" else raw)
         if self.open_downloads and method == "GET" and path.startswith("/download/"):
             return self._route(method, path, headers, body)  # no token, no rate window: a storage host
-        scheme, _, credential = (headers.get("authorization") or "").strip().partition(" ")
         if scheme.lower() != "bearer" or credential.strip() != self.token:
             return _error(401, "unauthorized", "Access Token Invalid")  # no rate-limit headers, like Intercom
         with self._lock:
@@ -827,7 +948,7 @@ class IntercomEmulator(LoopbackServer):
 
     def _route(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
         job_id = _job_id_of(path)
-        if method == "POST" and path == "/export/content/data":
+        if method == "POST" and path == _CREATE_PATH:
             return self._create(body)
         if job_id is None:
             return _unknown_resource()
@@ -855,12 +976,15 @@ class IntercomEmulator(LoopbackServer):
         if payload["created_at_after"] > payload["created_at_before"]:
             return _error(400, "bad_request", "created_at_after must not be later than created_at_before")
         with self._lock:
+            # Canceled, failed, no_data and completed jobs are not _ACTIVE: they free the workspace's slot.
             if any(j.created_via_api and j.status in _ACTIVE for j in self._jobs.values()):
-                return _error(429, "rate_limit_exceeded", "Exceeded rate limit of 1 pending message data export jobs")
-            scenario, options = self._create_scenario
+                return _error(429, "rate_limit_exceeded", _ONE_ACTIVE_MESSAGE)
+            scenario, options = self._create_queue.pop(0) if self._create_queue else self._create_scenario
             job = _build_job(scenario, self._new_id(), options, self.clock())
             job.created_via_api = True
             self._register(job)
+            active = sum(1 for j in self._jobs.values() if j.created_via_api and j.status in _ACTIVE)
+            self._peak_active = max(self._peak_active, active)
             return _json_reply(200, self._model(job))
 
     def _status(self, job_id: str) -> _Reply:
@@ -1034,9 +1158,36 @@ class IntercomEmulator(LoopbackServer):
             except ValueError as exc:
                 return _json_reply(400, {"error": str(exc)})
             return _json_reply(200, {"limit": limit, "window_seconds": window})
+        reply = self._control_workspace(method, path, payload)
+        return _json_reply(404, {"error": f"no control endpoint {method} {path}"}) if reply is None else reply
+
+    def _control_workspace(self, method: str, path: str, payload: object) -> _Reply | None:
+        """The workspace-level control endpoints: health, the create log, the create-scenario queue."""
         if method == "GET" and path == "/_emulator/health":
-            return _json_reply(200, {"ok": True, "base_url": self.base_url})
-        return _json_reply(404, {"error": f"no control endpoint {method} {path}"})
+            return _json_reply(200, {"ok": True, "base_url": self.base_url, "workspace": self.workspace})
+        if method == "GET" and path == "/_emulator/creates":
+            with self._lock:
+                creates = [c.to_dict() for c in self._creates]
+                peak = self._peak_active
+            return _json_reply(200, {"creates": creates, "peak_active_exports": peak})
+        if method == "POST" and path == "/_emulator/create_scenarios":
+            # {"scenarios": ["failed", {"scenario": "completed", "rows": 3}]}: queue_create_scenarios over HTTP.
+            items = payload.get("scenarios") if isinstance(payload, dict) else None
+            if not isinstance(items, list):
+                return _json_reply(400, {"error": 'body must be {"scenarios": [...]}'})
+            try:
+                queued: list[str | tuple[str, Mapping[str, object]]] = []
+                for item in items:
+                    options = {str(k): v for k, v in item.items()} if isinstance(item, dict) else {}
+                    scenario = options.pop("scenario", "completed") if isinstance(item, dict) else item
+                    if not isinstance(scenario, str):
+                        raise ValueError("each scenario must be a string or an object with a string 'scenario'")
+                    queued.append((scenario, options))
+                self.queue_create_scenarios(*queued)
+            except ValueError as exc:
+                return _json_reply(400, {"error": str(exc)})
+            return _json_reply(200, {"queued": self.queued_create_scenarios})
+        return None
 
 
 def _job_id_of(path: str) -> str | None:
@@ -1210,6 +1361,58 @@ class _Handler(LoopbackHandler[IntercomEmulator]):
 
 
 # --------------------------------------------------------------------------------------------------------
+# Several workspaces
+# --------------------------------------------------------------------------------------------------------
+
+
+class EmulatorFleet:
+    """One IntercomEmulator per workspace name, each on its own 127.0.0.1 port with its own token."""
+
+    def __init__(
+        self,
+        tokens: Mapping[str, str],
+        host: str = "127.0.0.1",
+        clock: Callable[[], float] = time.time,
+        status_delay: float = 0.0,
+    ) -> None:
+        if not tokens:
+            raise ValueError("an emulator fleet needs at least one workspace")
+        self.emulators: dict[str, IntercomEmulator] = {
+            name: IntercomEmulator(token=token, host=host, clock=clock, status_delay=status_delay, workspace=name)
+            for name, token in tokens.items()
+        }
+
+    def base_url(self, name: str) -> str:
+        return self.emulators[name].base_url
+
+    def start(self) -> Self:
+        try:
+            for emulator in self.emulators.values():
+                emulator.start()
+        except BaseException:
+            self.stop()  # no half-started fleet: the ones already listening would leak their threads
+            raise
+        return self
+
+    def stop(self) -> None:
+        for emulator in self.emulators.values():
+            emulator.stop()  # a no-op for one never started
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_workspaces(tokens: Mapping[str, str], clock: Callable[[], float] = time.time) -> EmulatorFleet:
+    """A started EmulatorFleet (stop it, or use it in `with`)."""
+    return EmulatorFleet(tokens, clock=clock).start()
+
+
+# --------------------------------------------------------------------------------------------------------
 # Standalone
 # --------------------------------------------------------------------------------------------------------
 
@@ -1222,9 +1425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help=f"accepted bearer token (default {DEFAULT_TOKEN})")
+    parser.add_argument("--workspace", default=DEFAULT_WORKSPACE, help="workspace label (default: default)")
     parser.add_argument("--status-delay", type=float, default=0.0, help="seconds every status call waits")
     args = parser.parse_args(argv)
-    emulator = IntercomEmulator(token=args.token, host=args.host, port=args.port, status_delay=args.status_delay)
+    emulator = IntercomEmulator(
+        token=args.token, host=args.host, port=args.port, status_delay=args.status_delay, workspace=args.workspace
+    )
     emulator.start()
     print(emulator.base_url, flush=True)
     done = threading.Event()

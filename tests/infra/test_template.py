@@ -37,6 +37,9 @@ EXPECTED_ENV = {
     "LEASE_SECONDS",
     "EXPIRY_WARNING_HOURS",
     "STUCK_AFTER_HOURS",
+    "DEFAULT_DAILY_START",
+    "DEFAULT_WINDOW_DAYS",
+    "WINDOW_MAX_ATTEMPTS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -52,6 +55,9 @@ SCOPED_TARGETS = {
 }
 # Parameters that may narrow a resource of the stack (never stand for one on their own).
 NARROWING_PARAMETERS = {"ExportPrefix"}
+# Parameters that name resources outside the stack, by the action's service prefix: the workspaces' token secrets
+# (non-empty name prefix; test_template_workspaces.py checks what the grant covers).
+EXTERNAL_PREFIX_PARAMETERS = {"secretsmanager": {"WorkspaceTokenSecretPrefix"}}
 # Metrics go out as EMF in the logs, so no statement needs a "*" resource.
 STAR_ALLOWED_ACTIONS: set[str] = set()
 SAM_DEFAULT_MANAGED_POLICIES = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
@@ -152,7 +158,9 @@ def test_every_policy_statement_is_scoped_to_this_stack(cfn: dict[str, Any]) -> 
                 continue
             assert isinstance(resource, dict), f"{role_id}: literal resource {resource!r}"
             refs = referenced_ids(resource) - NARROWING_PARAMETERS
-            allowed = set().union(*(SCOPED_TARGETS.get(s, set()) for s in services))
+            allowed = set().union(
+                *(SCOPED_TARGETS.get(s, set()) | EXTERNAL_PREFIX_PARAMETERS.get(s, set()) for s in services)
+            )
             assert refs and refs <= allowed, f"{role_id}: {actions} on {resource} refers to {refs}"
 
 
@@ -171,7 +179,9 @@ def test_policy_statements_cover_what_the_poller_needs(cfn: dict[str, Any]) -> N
         "s3:PutObject": {"ExportBucket", "ExportPrefix"},
         "s3:AbortMultipartUpload": {"ExportBucket", "ExportPrefix"},
         "sns:Publish": {"NotifyTopic"},
-        "secretsmanager:GetSecretValue": {"IntercomTokenSecret"},
+        "secretsmanager:GetSecretValue": {"IntercomTokenSecret", "WorkspaceTokenSecretPrefix"},
+        "dynamodb:GetItem": {"JobsTable"},
+        "dynamodb:ConditionCheckItem": {"JobsTable"},
     }
     for action, targets in expected.items():
         assert by_action.get(action) == targets, (action, by_action.get(action))
@@ -237,8 +247,8 @@ def test_table_matches_design(sam: dict[str, Any]) -> None:
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["KeySchema"] == [{"AttributeName": "job_identifier", "KeyType": "HASH"}]
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert types == {"job_identifier": "S", "due_shard": "S", "next_check_at": "N"}
-    (gsi,) = props["GlobalSecondaryIndexes"]
+    assert types == {"job_identifier": "S", "due_shard": "S", "next_check_at": "N", "ledger": "S", "ledger_sort": "S"}
+    gsi, _ledger = props["GlobalSecondaryIndexes"]  # ledger-index: test_template_workspaces.py
     assert gsi == {
         "IndexName": "due-index",
         "KeySchema": [
@@ -680,8 +690,10 @@ def test_poller_role_grants_exactly_what_the_poller_calls(cfn: dict[str, Any]) -
     actions = {action for action, _ in role_grants(cfn, "PollerFunctionRole")}
     assert actions == {
         "dynamodb:Query",
+        "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
         "s3:PutObject",
         "s3:AbortMultipartUpload",
         "sns:Publish",
@@ -702,8 +714,8 @@ def test_poller_role_has_no_bucket_configuration_acl_or_delete_action(cfn: dict[
 
 
 def test_poller_dynamodb_actions_are_listed_one_by_one(cfn: dict[str, Any]) -> None:
-    """Item writes on the table, the due-work Query on its due-index only: no Scan, DeleteItem, BatchWriteItem,
-    and no GetItem (only the CLI reads one job, with the operator's credentials)."""
+    """Item reads and writes on the table (GetItem and ConditionCheckItem: the scheduler's workspace read and its
+    TransactWriteItems), Queries on its two indexes only: no Scan, DeleteItem, BatchWriteItem."""
     grants = {
         (action, resolve(resource, STACK_NAMES))
         for action, resource in role_grants(cfn, "PollerFunctionRole")
@@ -711,9 +723,12 @@ def test_poller_dynamodb_actions_are_listed_one_by_one(cfn: dict[str, Any]) -> N
     }
     table = STACK_NAMES["JobsTable.Arn"]
     assert grants == {
+        ("dynamodb:GetItem", table),
         ("dynamodb:PutItem", table),
         ("dynamodb:UpdateItem", table),
+        ("dynamodb:ConditionCheckItem", table),
         ("dynamodb:Query", f"{table}/index/due-index"),
+        ("dynamodb:Query", f"{table}/index/ledger-index"),
     }
     index = cfn["Resources"]["JobsTable"]["Properties"]["GlobalSecondaryIndexes"][0]["IndexName"]
     assert index == DUE_INDEX == "due-index"  # the index the poller queries is the one granted

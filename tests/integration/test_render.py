@@ -41,7 +41,7 @@ from exportwatch_local.samples import FOREIGN_MESSAGES, SAMPLE_BUCKET, SAMPLE_JO
 from exportwatch_local.slack_receiver import validate_payload
 from support import snapshots
 from support.paths import SNAPSHOTS
-from support.snapshots import check_snapshot
+from support.snapshots import WINDOW_SAMPLES, check_snapshot
 
 REGION = region_from_arn(SAMPLE_TOPIC_ARN)
 FOREIGN_MESSAGE_ID = "5f0c3c52-3a9e-5d4b-9f7e-0d1c2b3a4f5e"
@@ -113,6 +113,7 @@ def test_foreign_message_slack_payload_matches_snapshot(name: str) -> None:
 
 def test_no_stale_snapshots() -> None:
     expected = {f"email/{n}.txt" for n in SAMPLES} | {f"slack/{n}.json" for n in [*SAMPLES, *FOREIGN_MESSAGES]}
+    expected |= {f"{kind}/{n}.{ext}" for n in WINDOW_SAMPLES for kind, ext in (("email", "txt"), ("slack", "json"))}
     present = {str(p.relative_to(SNAPSHOTS)) for p in SNAPSHOTS.rglob("*") if p.is_file()}
     assert present == expected
 
@@ -259,7 +260,11 @@ def test_published_json_reaches_an_sqs_subscriber_unchanged(stack: LocalStack) -
         note = sample_note(sent[got.envelope["MessageId"]])
         assert got.message == note.message  # byte for byte, not just equal JSON
         assert got.subject == note.subject
-        assert got.attributes == {"event": note.event.value, "job_identifier": note.job_identifier}
+        assert got.attributes == {
+            "event": note.event.value,
+            "job_identifier": note.job_identifier,
+            "workspace": note.workspace,
+        }
 
 
 def at_the_bounds(job: Job) -> Job:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from exportwatch.archive import CopyResult, RawStream, sniff
+from exportwatch.archive import CopyResult, RawStream, archive_folder, sniff
 from exportwatch.config import Settings
 from exportwatch.intercom import DownloadGone, Outcome, StatusReport
 from exportwatch.model import ArchivedCopy, Job, from_epoch, iso
@@ -95,8 +95,9 @@ class FakeRepository:
         self.jobs[job.job_identifier] = replace(job)
         return job
 
-    def get(self, job_id: str) -> Job:
-        return replace(self.jobs[job_id])
+    def get(self, job_id: str) -> Job | None:
+        job = self.jobs.get(job_id)
+        return None if job is None else replace(job)
 
     def take_over(self, job_id: str, owner: str, until: int = 2**40) -> None:
         """Another poller takes the job's lease (ours lapsed, as it sees it)."""
@@ -236,13 +237,14 @@ class FakeArchive:
         self.max_bytes = max_bytes
         self.seconds = 1.5  # what each copy reports having taken
 
-    def copy(self, stream: RawStream, job_id: str, expected_length: int | None) -> CopyResult:
+    def copy(self, stream: RawStream, job: Job, expected_length: int | None) -> CopyResult:
+        job_id = job.job_identifier
         failure = self.failures.pop(job_id, None)
         if failure is not None:
             raise failure
         data = stream.read(None, decode_content=False)
         kind = sniff(data[:8])
-        key = f"{self.prefix}{job_id}.{kind.extension}"
+        key = f"{archive_folder(self.prefix, job)}{job_id}.{kind.extension}"
         self.objects[key] = data
         copy = ArchivedCopy(self.bucket, key, len(data), hashlib.sha256(data).hexdigest(), kind.content_type)
         return CopyResult(copy, self.seconds)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import unicodedata
+from dataclasses import replace
+from typing import Any, Final
 
 import pytest
 
+from exportwatch.model import Job
+from exportwatch.notifier import Notification
+from exportwatch_local.samples import SAMPLE_BUCKET, SAMPLE_JOBS
 from support.paths import SNAPSHOTS
 
 
@@ -26,3 +33,48 @@ def check_snapshot(relative: str, actual: str) -> None:
     assert path.is_file(), f"no snapshot {relative}; review the output, then run with UPDATE_SNAPSHOTS=1"
     expected = path.read_text(encoding="utf-8")
     assert actual == expected, f"{relative} changed; if the change is intended, rerun with UPDATE_SNAPSHOTS=1"
+
+
+# ------------------------------------------------------------------------------------- ledger windows' notices
+
+_WINDOW_KEY: Final = "intercom-exports/eu/content/dt=2026-11-01/e7u2kq9d3m5pz1x.zip"
+
+# name -> a window job's final state; the names are the snapshot file names (email/<name>.txt, slack/<name>.json).
+# Pinned like exportwatch_local.samples (same bucket, times and topic region), in workspace `eu`.
+WINDOW_SAMPLES: Final[dict[str, Job]] = {
+    # A week's window archived on its first export.
+    "window_completed": replace(
+        SAMPLE_JOBS["completed"],
+        job_identifier="e7u2kq9d3m5pz1x",
+        workspace="eu",
+        window_start="2026-11-01",
+        window_end="2026-11-07",
+        window_attempt=1,
+        s3_uri=f"s3://{SAMPLE_BUCKET}/{_WINDOW_KEY}",
+    ),
+    # A one-day window's last allowed export failed too: the one export.failed the window gets.
+    "window_failed": replace(
+        SAMPLE_JOBS["failed"],
+        job_identifier="e7u2kq9d3m5pz3c",
+        workspace="eu",
+        window_start="2026-11-03",
+        window_end="2026-11-03",
+        window_attempt=3,
+        created_at_after="2026-11-03T00:00:00Z",
+        created_at_before="2026-11-03T23:59:59Z",
+        outcome_reason="window 2026-11-03 of workspace eu failed after 3 attempts: "
+        "Intercom reported the export job failed",
+    ),
+}
+
+
+def email_snapshot_text(note: Notification, region: str | None) -> str:
+    """What tests/snapshots/email/*.txt hold: the Subject line, then the email (as tests/integration/test_render.py)."""
+    return f"Subject: {note.subject}\n\n{note.email(region)}"
+
+
+def slack_snapshot_text(payload: dict[str, Any]) -> str:
+    """What tests/snapshots/slack/*.json hold: the payload, indented, invisible format characters as JSON escapes
+    (so a reviewer sees them; they only occur inside strings, so the file still parses to the payload)."""
+    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    return "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) == "Cf" else ch for ch in text)

@@ -39,7 +39,7 @@ def test_a_completed_export_is_copied_checkpointed_published_and_settled(rig: Ri
     assert (result.action, result.state, result.event) == (Action.COPIED, "completed", "export.completed")
     assert (result.bytes_copied, result.copy_seconds, result.intercom_status) == (len(ZIP_BYTES), 1.5, "completed")
     assert order == ["save completed release=False", "publish export.completed", "save completed release=True"]
-    assert rig.archive.objects == {"intercom-exports/done1.zip": ZIP_BYTES}
+    assert rig.archive.objects == {"intercom-exports/default/content/dt=2027-01-15/done1.zip": ZIP_BYTES}
     assert rig.source.downloads == [rig.source.download_url_for("done1")]
     [note] = rig.publisher.published
     assert note.body["s3_uri"] == "s3://archive/intercom-exports/done1.zip" and note.body["size_bytes"] == len(

@@ -69,6 +69,7 @@ def test_completed_slack_payload_is_exactly_this() -> None:
                         "type": "section",
                         "fields": [
                             {"type": "mrkdwn", "text": "*Job*\n`orzzsbd7hk67xyu`"},
+                            {"type": "mrkdwn", "text": "*Workspace*\n`default`"},
                             {"type": "mrkdwn", "text": "*Date range*\n2026-11-01 to 2026-11-07 (whole days, UTC)"},
                             {"type": "mrkdwn", "text": "*Size*\n46.5 MiB"},
                             {"type": "mrkdwn", "text": "*Intercom's copy*\ndeleted 2026-11-10 09:34 UTC (in 47 hours)"},
@@ -132,6 +133,7 @@ def test_failed_slack_payload_is_exactly_this() -> None:
                         "type": "section",
                         "fields": [
                             {"type": "mrkdwn", "text": "*Job*\n`orzzsbd7hk67xyu`"},
+                            {"type": "mrkdwn", "text": "*Workspace*\n`default`"},
                             {"type": "mrkdwn", "text": "*Date range*\n2026-11-01 to 2026-11-07 (whole days, UTC)"},
                             {"type": "mrkdwn", "text": "*Intercom status*\n`failed`"},
                         ],
@@ -165,11 +167,12 @@ def test_failed_with_a_hostile_reason_keeps_its_shape() -> None:
     job = Job("abc123", state=JobState.FAILED, intercom_status="failed\r\nx", outcome_reason=reason)
     payload = slack_payload(notification_for(job).body, region=None)
     assert payload["text"] == "FAILED: export abc123 failed at Intercom. Request a new export."
-    assert attachment_texts(payload)[:4] == [
+    assert attachment_texts(payload)[:5] == [
         "Export `abc123` failed at Intercom. Request a new export.",
         f"*Reason:* Intercom said: &lt;!channel&gt; see https:{ZWSP}//evil.{ZWSP}example/x &amp; "
         f"www.{ZWSP}evil.{ZWSP}example [2J",
         "*Job*\n`abc123`",
+        "*Workspace*\n`default`",
         "*Intercom status*\n`failed x`",
     ]
 

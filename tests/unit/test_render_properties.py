@@ -93,6 +93,13 @@ times = st.one_of(
     st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")),
     free_text,
 )
+days = st.one_of(  # a ledger window's first and last day: YYYY-MM-DD, or anything else a publisher sends
+    st.none(),
+    st.dates().map(lambda d: d.isoformat()),
+    st.sampled_from(["2026-11-01", "2026-11-07", "2026-02-30", "20261101", "2026-W45-1", "0001-01-01"]),
+    free_text,
+)
+workspaces = st.one_of(maybe_text, st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True))
 counts = st.one_of(st.none(), st.integers(-5, 2**70), st.booleans(), st.floats(), free_text)
 job_ids = st.one_of(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", fullmatch=True), st.just("orzzsbd7hk67xyu"))
 s3_uris = st.one_of(
@@ -118,6 +125,9 @@ bodies = st.fixed_dictionaries(
         "time_left_seconds": counts,
         "pending_since": times,
         "pending_seconds": counts,
+        "workspace": workspaces,
+        "window_start": days,
+        "window_end": days,
     },
 )
 regions = st.one_of(

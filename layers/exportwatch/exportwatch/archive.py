@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from boto3.s3.transfer import TransferConfig
 
-from exportwatch.model import ArchivedCopy
+from exportwatch.model import ArchivedCopy, Job, parse_iso
+from exportwatch.windows import window_span
 
 MiB = 1024 * 1024
 MAX_PARTS = 9_000  # S3 allows 10,000 parts per upload; keep a margin
@@ -160,6 +162,19 @@ def read_head(raw: RawStream, n: int = 8) -> bytes:
             break
         head += chunk
     return head
+
+
+def archive_folder(prefix: str, job: Job) -> str:
+    """Where a job's export goes: {prefix}{workspace}/content/dt=YYYY-MM-DD/, partitioned for listing by day and for
+    Athena (docs/archive.md). The day is the window's first day, else the UTC day the export was first seen
+    completed: recorded once, so a retried copy lands on the same key."""
+    day = window_span(job)
+    if day is not None:
+        dt = day.start.isoformat()
+    else:
+        seen = parse_iso(job.completed_seen_at) or parse_iso(job.outcome_at) or parse_iso(job.tracked_at)
+        dt = (seen or datetime.now(UTC)).date().isoformat()
+    return f"{prefix}{job.workspace}/content/dt={dt}/"
 
 
 def object_key(prefix: str, job_id: str, sniffed: Sniffed) -> str:

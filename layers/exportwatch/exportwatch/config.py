@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -177,6 +178,11 @@ class PollerSettings:
     # gives up on a job that runs longer than 12 hours.
     expiry_warning_seconds: int = 12 * 3600
     stuck_after_seconds: int = 12 * 3600
+    # The default workspace's daily windows (the template's DefaultDailyStart; None: off), their length, and how
+    # many exports a window gets before it is failed (windows.judge).
+    default_daily_start: date | None = None
+    default_window_days: int = 1
+    window_max_attempts: int = 3
 
     @property
     def intercom_pool_size(self) -> int:
@@ -203,6 +209,9 @@ class PollerSettings:
             poll_concurrency=p.check(lambda: _int(e, "POLL_CONCURRENCY", 4, 1, 64), 0),
             expiry_warning_seconds=3600 * p.check(lambda: _int(e, "EXPIRY_WARNING_HOURS", 12, 1, 47), 0),
             stuck_after_seconds=3600 * p.check(lambda: _int(e, "STUCK_AFTER_HOURS", 12, 1, 168), 0),
+            default_daily_start=p.check(lambda: _day(e, "DEFAULT_DAILY_START"), None),
+            default_window_days=p.check(lambda: _int(e, "DEFAULT_WINDOW_DAYS", 1, 1, 31), 0),
+            window_max_attempts=p.check(lambda: _int(e, "WINDOW_MAX_ATTEMPTS", 3, 1, 10), 0),
         )
         p.raise_any()
         return settings
@@ -266,6 +275,18 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigError(name, f"{value} is outside {low}..{high}")
     return value
+
+
+def _day(env: Mapping[str, str], name: str) -> date | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise ConfigError(name, f"{raw[:40]!r} is not a day (YYYY-MM-DD)")
 
 
 def _api_url(raw: str) -> str:

@@ -10,6 +10,7 @@ answers to these functions; the unit tests call them directly.
     decide_copy       the copy's result -> completed, failed (foreign download_url), expired, or deferred
     defer             an error -> the job checked again later: when, and whether the cycle stops (rate limit, 401)
     decide_published  the outcome's publish -> settled (notified_at, ttl) or retried next cycle
+    decide_retried    a window's attempt that will be retried -> settled without a notification
     warning_due       which early warning a still-watching job has earned (export.expiring / export.stuck)
     decide_warned     the warning's publish -> recorded (sent at most once) or due again next cycle
     gauges            the metrics a still-watching job contributes (pending age, time left, uncopied age)
@@ -27,7 +28,7 @@ import requests
 import urllib3.exceptions
 
 from exportwatch.archive import CopyResult, IncompleteDownload, MalformedDownload
-from exportwatch.config import Settings
+from exportwatch.config import ConfigError, Settings
 from exportwatch.intercom import (
     DownloadGone,
     ForeignOrigin,
@@ -41,10 +42,13 @@ from exportwatch.model import InvalidJobId, Job, from_epoch, iso, parse_iso, val
 from exportwatch.outcomes import FINISHED_OK_STATUSES, RUNNING_STATUSES, Event, JobState, Outcome, final_state
 from exportwatch.results import Action, JobResult, StopReason
 from exportwatch.safetext import one_line
+from exportwatch.sources import UnknownWorkspace
 
 # Failures a cycle expects now and then (a broken download, an HTTP or AWS error): logged as one line and retried.
 # Anything else is a bug and is logged with its traceback.
 _EXPECTED_FAILURES: tuple[type[BaseException], ...] = (
+    UnknownWorkspace,  # its jobs wait until the workspace is added again
+    ConfigError,  # a workspace's token secret cannot be read (named in the error)
     TransientError,
     MalformedResponse,
     IncompleteDownload,
@@ -271,6 +275,15 @@ def decide_published(job: Job, event: Event, error: str | None, *, now: float, s
         job, notified_at=iso(from_epoch(now)), ttl=int(now) + settings.settled_ttl_days * 86400, last_error=None
     )
     return Decision(job, Action.NOTIFIED, event=event)
+
+
+def decide_retried(job: Job, *, now: float, settings: Settings) -> Decision:
+    """A window's attempt that failed and will be retried (windows.announced is False): settled without a
+    notification, so only the window's last attempt, or its success, is announced."""
+    job = replace(job, notified_at=iso(from_epoch(now)), ttl=int(now) + settings.settled_ttl_days * 86400)
+    return Decision(
+        job, detail=f"window attempt {job.window_attempt or 1} ended {job.state.value}; window queued again"
+    )
 
 
 def warning_due(job: Job, now: float, settings: Settings) -> Event | None:

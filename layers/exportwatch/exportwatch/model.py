@@ -138,6 +138,14 @@ class Job:
     warned_stuck_at: str | None = None  # export.stuck was published (sent at most once)
     created_at_after: str | None = None
     created_at_before: str | None = None
+    # The workspace whose token and host this job uses (rows written before workspaces existed read as default).
+    workspace: str = "default"
+    # A ledger window's job (exportwatch backfill / daily): its whole UTC days, both included, and which attempt
+    # at the window it is (1 for the first export made for it). None for a job tracked by hand.
+    window_start: str | None = None
+    window_end: str | None = None
+    window_attempt: int | None = None
+    window_result: str | None = None  # windows.WindowResult, decided once when the job's state became final
     lease_owner: str | None = None
     lease_until: int | None = None
     ttl: int | None = None

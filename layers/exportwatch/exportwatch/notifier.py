@@ -1,7 +1,7 @@
 """One SNS message per outcome: the JSON contract subscribers (and their filter policies) rely on.
 
 The body is stable JSON (sorted keys) so a subscriber can parse it and a test can compare it byte for byte.
-MessageAttributes `event` and `job_identifier` let a subscription filter without parsing the body.
+MessageAttributes `event`, `job_identifier` and `workspace` let a subscription filter without parsing the body.
 
 It is published with MessageStructure=json: `default` (every protocol without its own key: Lambda, HTTPS,
 email-json...) and `sqs` carry that JSON unchanged; `email` carries the plain text a person reads
@@ -21,7 +21,7 @@ from exportwatch.render import email_text, region_from_arn
 SCHEMA_VERSION = 1
 SUBJECT_MAX = 100  # SNS: ASCII, no line breaks, at most 100 characters
 SNS_MESSAGE_MAX_BYTES = 262_144  # one publish: the Message (all protocols' texts) and its attributes
-_ATTRIBUTES_RESERVE = 1024  # room kept for the message attributes (event, job_identifier)
+_ATTRIBUTES_RESERVE = 1024  # room kept for the message attributes (event, job_identifier, workspace)
 
 
 class NotificationTooLarge(ValueError):
@@ -38,6 +38,7 @@ class Notification:
     event: Event
     job_identifier: str
     body: dict[str, Any]
+    workspace: str = "default"  # the job's workspace: the `workspace` attribute subscribers filter on
 
     @property
     def message(self) -> str:
@@ -75,6 +76,7 @@ class Notification:
         return {
             "event": {"DataType": "String", "StringValue": self.event.value},
             "job_identifier": {"DataType": "String", "StringValue": self.job_identifier},
+            "workspace": {"DataType": "String", "StringValue": self.workspace},
         }
 
 
@@ -86,7 +88,11 @@ def _base_body(job: Job, event: Event, occurred_at: str | None) -> dict[str, Any
         "intercom_status": job.intercom_status or "",
         "occurred_at": occurred_at,
         "tracked_at": job.tracked_at,
+        "workspace": job.workspace,
     }
+    if job.window_start and job.window_end:  # a ledger window's job: its whole UTC days, both included
+        body["window_start"] = job.window_start
+        body["window_end"] = job.window_end
     if job.created_at_after and job.created_at_before:
         body["created_at_after"] = job.created_at_after
         body["created_at_before"] = job.created_at_before
@@ -108,7 +114,7 @@ def notification_for(job: Job) -> Notification:
         )
     else:
         body["reason"] = job.outcome_reason or event.value
-    return Notification(event=event, job_identifier=job.job_identifier, body=body)
+    return Notification(event=event, job_identifier=job.job_identifier, body=body, workspace=job.workspace)
 
 
 def warning_for(job: Job, event: Event, now: float) -> Notification:
@@ -148,7 +154,7 @@ def warning_for(job: Job, event: Event, now: float) -> Notification:
                 reason += f" (last error: {job.last_error})"
         reason += "; Intercom gives up on export jobs that run longer than 12 hours"
     body["reason"] = reason
-    return Notification(event=event, job_identifier=job.job_identifier, body=body)
+    return Notification(event=event, job_identifier=job.job_identifier, body=body, workspace=job.workspace)
 
 
 class Notifier:

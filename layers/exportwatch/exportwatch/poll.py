@@ -58,7 +58,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from exportwatch.archive import CopyResult, CopySettings, announced_length
-from exportwatch.config import Settings
+from exportwatch.config import ConfigError, Settings
 from exportwatch.decide import (
     Decision,
     FailureKind,
@@ -66,6 +66,7 @@ from exportwatch.decide import (
     decide_check,
     decide_copy,
     decide_published,
+    decide_retried,
     decide_warned,
     due_by,
     gauges,
@@ -76,13 +77,17 @@ from exportwatch.decide import (
     warning_due,
 )
 from exportwatch.intercom import StatusReport
-from exportwatch.model import Event, Job
+from exportwatch.model import Event, Job, from_epoch, iso
 from exportwatch.notifier import Notification, notification_for, warning_for
 from exportwatch.observability import job_context
-from exportwatch.ports import ArchiveSink, ExportSource, JobRepository, Publisher, S3Archive
+from exportwatch.ports import ArchiveSink, ExportSource, ExportSources, JobRepository, Ledger, Publisher, S3Archive
 from exportwatch.results import Action, CycleSummary, JobResult, StopReason
 from exportwatch.safetext import one_line
+from exportwatch.schedule import Scheduler
+from exportwatch.sources import DefaultOnly, UnknownWorkspace
 from exportwatch.store import LeaseLost
+from exportwatch.windows import announced, judge
+from exportwatch.workspaces import DEFAULT_WORKSPACE
 
 __all__ = ["Action", "CycleSummary", "JobResult", "Poller", "StopReason", "new_owner", "run_cycle"]
 
@@ -99,12 +104,20 @@ class Poller:
 
     settings: Settings
     store: JobRepository
-    intercom: ExportSource
+    intercom: ExportSource  # the default workspace's
     notifier: Publisher
     s3: Any = None
     copy_settings: CopySettings = field(default_factory=CopySettings)
     archive: ArchiveSink | None = None
     clock: Callable[[], float] = time.time
+    # Workspaces (wiring.build_poller sets both): every workspace's source, and the registry and ledger the
+    # scheduler works on. Without them the cycle knows `default` alone and schedules nothing.
+    sources: ExportSources | None = None
+    ledger: Ledger | None = None
+    default_state_ready: bool = False  # the default workspace's scheduler record exists (its daily schedule is on)
+
+    def export_sources(self) -> ExportSources:
+        return self.sources if self.sources is not None else DefaultOnly(self.intercom)
 
     def archive_sink(self) -> ArchiveSink:
         if self.archive is not None:
@@ -152,16 +165,26 @@ class _Cycle:
         self.reserve = reserve_seconds
         self.summary = CycleSummary(owner=owner)
         self._stop_lock = threading.Lock()
+        self._single = True  # `default` is the only workspace (run() asks the registry)
+        self._stopped = False  # no new jobs at all this cycle (time budget; a halt when `default` is alone)
+        self.sources = poller.export_sources()
+        self._ready: dict[str, ExportSource | Exception] = {}  # each workspace's source, its token resolved
+        self._window_settled = False  # a window's job settled: the scheduler looks again at the end of the cycle
 
     # -- scheduling ---------------------------------------------------------------------------------------
 
-    def _stop(self, stop: Stop) -> None:
+    def _stop(self, stop: Stop, workspace: str | None = None) -> None:
+        """Take no new jobs (workspace None, or `default` alone), or none of one workspace's, this cycle."""
         with self._stop_lock:  # the first reason wins
             if self.summary.stop_reason is None:
                 self.summary.stop_reason, self.summary.stopped = stop.reason, stop.text
+            if workspace is None or self._single:
+                self._stopped = True
+            else:
+                self.summary.halted.setdefault(workspace, stop.text)
 
     def _should_stop(self) -> bool:
-        if self.summary.stop_reason is not None:
+        if self._stopped:
             return True
         stop = time_budget(None if self.time_left is None else self.time_left(), self.reserve)
         if stop is not None:
@@ -169,13 +192,38 @@ class _Cycle:
             return True
         return False
 
+    def _schedule(self) -> None:
+        """The scheduler's pass over the due workspaces (schedule.py): windows settled, queued and started."""
+        ledger = self.p.ledger
+        if ledger is None:
+            return
+        if self.s.default_daily_start is not None and not self.p.default_state_ready:
+            ledger.ensure_workspace_state(DEFAULT_WORKSPACE, iso(from_epoch(self.p.clock())))
+            self.p.default_state_ready = True
+        scheduler = Scheduler(self.s, ledger, self.p.store, self.sources, self.owner, self.p.clock)
+        budget = None if self.time_left is None else self.time_left
+
+        def left() -> float | None:
+            return None if budget is None else budget() - self.reserve
+
+        self.summary.workspaces.extend(scheduler.run(self.all_jobs, left))
+
     def run(self) -> CycleSummary:
+        self._single = self.sources.single()
+        self._schedule()
+        self._run_jobs()
+        if self._window_settled:
+            self._schedule()  # the next window of a workspace whose window just finished starts now, not next cycle
+        return self.summary
+
+    def _run_jobs(self) -> None:
         due = self.p.store.due_ids(due_by(self.p.clock(), self.all_jobs, self.s))
         self.summary.due = len(due)
         ids = [job_id for job_id in due if self._valid_row(job_id)]
         if not ids:
-            return self.summary
-        self.p.intercom.ensure_token()  # a bad secret is a ConfigError for the whole cycle, not per job
+            return
+        if self._single:
+            self.p.intercom.ensure_token()  # a bad secret is a ConfigError for the whole cycle, not per job
         pending: set[Future[JobResult]] = set()
         queue = list(reversed(ids))
         with ThreadPoolExecutor(max_workers=self.s.poll_concurrency, thread_name_prefix="poll") as pool:
@@ -187,7 +235,24 @@ class _Cycle:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 self.summary.results.extend(f.result() for f in done)
         self.summary.left_for_next_cycle = len(queue)
-        return self.summary
+
+    def _source(self, workspace: str) -> ExportSource:
+        """The workspace's source, its token resolved once per cycle; the error instead, every time it is asked."""
+        with self._stop_lock:
+            ready = self._ready.get(workspace)
+        if ready is None:
+            try:
+                source = self.sources.source_for(workspace)
+                source.ensure_token()
+                ready = source
+            except (UnknownWorkspace, ConfigError) as exc:
+                log.error("workspace %s: %s; its jobs wait", workspace, one_line(str(exc), 300))
+                ready = exc
+            with self._stop_lock:
+                ready = self._ready.setdefault(workspace, ready)
+        if isinstance(ready, Exception):
+            raise ready
+        return ready
 
     def _valid_row(self, job_id: str) -> bool:
         """An id read back from the table passes the rule `track` applies, or the row is set aside once."""
@@ -226,11 +291,15 @@ class _Cycle:
         job = self.p.store.claim(job_id, self.owner, int(now), self.s.lease_seconds, due_by(now, self.all_jobs, self.s))
         if job is None:
             return JobResult(job_id, Action.SKIPPED, detail="claimed by another poller or no longer due")
+        halted = self.summary.halted.get(job.workspace)
+        if halted is not None:
+            self.p.store.release(job_id, self.owner)
+            return JobResult(job_id, Action.SKIPPED, detail=f"workspace {job.workspace}: {halted}")
         result = JobResult(job_id, Action.CHECKED)
         try:
             if not job.state.is_final:
                 decision = self._check(job)
-                job, result = decision.job, report(result, decision)
+                job, result = judge(decision.job, self.s.window_max_attempts), report(result, decision)
                 if job.state.is_final:
                     # Checkpoint the outcome (and the copy) before telling anyone, so a crash after the
                     # publish cannot lose the copy's record, and a lost lease stops us before a duplicate.
@@ -246,6 +315,8 @@ class _Cycle:
                     decision = self._warn(job, event, now)
                     job, result = decision.job, report(result, decision)
             self.p.store.save(job, self.owner, release=True)
+            if job.window_start is not None and job.settled:
+                self._window_done(job.workspace)
         except LeaseLost as exc:
             log.warning("job %s: %s", job_id, exc)
             result = replace(result, action=Action.SKIPPED, detail=str(exc))
@@ -255,24 +326,26 @@ class _Cycle:
         """Ask Intercom and decide; when the decision wants the copy, copy and decide on how that went."""
         asked_at = self.p.clock()
         answer: StatusReport | Exception
+        source: ExportSource | None = None
         try:
-            answer = self.p.intercom.get_status(job.job_identifier)
+            source = self._source(job.workspace)
+            answer = source.get_status(job.job_identifier)
         except Exception as exc:
             answer = exc
         decision = decide_check(job, answer, asked_at=asked_at, now=self.p.clock(), settings=self.s)
-        if decision.copy_from is not None:
-            url = decision.copy_from or self.p.intercom.download_url_for(job.job_identifier)
-            copied = self._copy(job.job_identifier, url)
+        if decision.copy_from is not None and source is not None:
+            url = decision.copy_from or source.download_url_for(job.job_identifier)
+            copied = self._copy(source, decision.job, url)
             decision = decide_copy(decision.job, copied, now=self.p.clock(), settings=self.s)
         self._follow(decision)
         return decision
 
-    def _copy(self, job_id: str, url: str) -> CopyResult | Exception:
+    def _copy(self, source: ExportSource, job: Job, url: str) -> CopyResult | Exception:
         """Stream the download into the archive; the error instead when it did not land whole."""
         try:
-            with self.p.intercom.download(url) as resp:
+            with source.download(url) as resp:
                 length = announced_length(resp.headers.get("Content-Length"), self.archive.max_bytes)
-                return self.archive.copy(resp.raw, job_id, length)
+                return self.archive.copy(resp.raw, job, length)
         except Exception as exc:
             return exc
 
@@ -280,7 +353,7 @@ class _Cycle:
         """Log a check's decision, and stop the cycle when it says so."""
         job, failure = decision.job, decision.failure
         if decision.stop is not None:
-            self._stop(decision.stop)
+            self._stop(decision.stop, job.workspace)
         if failure is not None:
             if failure.kind is FailureKind.UNAUTHORIZED:
                 log.error("job %s: %s", job.job_identifier, failure.text)
@@ -301,9 +374,26 @@ class _Cycle:
             log.info("job %s: outcome %s%s", job.job_identifier, job.state.value, f" ({reason})" if reason else "")
 
     def _notify(self, job: Job) -> Decision:
+        if not announced(job):  # a window's attempt that is retried: the window's outcome is announced later
+            log.info(
+                "job %s: window %s attempt failed (%s); queued again",
+                job.job_identifier,
+                job.window_start,
+                job.state.value,
+            )
+            return decide_retried(job, now=self.p.clock(), settings=self.s)
         note = notification_for(job)
         error = self._publish(job, note)
         return decide_published(job, note.event, error, now=self.p.clock(), settings=self.s)
+
+    def _window_done(self, workspace: str) -> None:
+        """A window's job settled: its workspace's scheduler frees the slot and starts the next window."""
+        self._window_settled = True
+        if self.p.ledger is not None:
+            try:
+                self.p.ledger.make_due(workspace)
+            except Exception:  # the scheduler's own next look finds it anyway (windows.next_look)
+                log.warning("workspace %s: could not make it due; its scheduler looks again later", workspace)
 
     def _warn(self, job: Job, event: Event, now: float) -> Decision:
         note = warning_for(job, event, now)

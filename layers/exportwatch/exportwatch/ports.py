@@ -1,7 +1,9 @@
 """The four small interfaces the poll cycle works through, and the S3 adapter behind the archive.
 
     JobRepository  the job table: due ids, claim (a lease), conditional save, release, quarantine   store.JobStore
-    ExportSource   Intercom: a job's status, its download                                   intercom.IntercomClient
+    ExportSource   Intercom: a job's status, its download, a new export               intercom.IntercomClient
+    ExportSources  each workspace's ExportSource (its own host and token)                   sources.WorkspaceSources
+    Ledger         workspaces and windows (the scheduler: schedule.py)                         ledger.LedgerStore
     ArchiveSink    where a finished export is copied                                         S3Archive (below)
     Publisher      where notifications go                                                    notifier.Notifier
 
@@ -14,12 +16,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol
 
-from exportwatch.archive import CopyResult, CopySettings, RawStream, copy_to_s3
+from exportwatch.archive import CopyResult, CopySettings, RawStream, archive_folder, copy_to_s3
 from exportwatch.intercom import StatusReport
+from exportwatch.ledger import Window, WorkspaceRecord
 from exportwatch.model import Job
 from exportwatch.notifier import Notification
+from exportwatch.windows import Span, WindowState
 
 
 class JobRepository(Protocol):
@@ -43,6 +48,10 @@ class JobRepository(Protocol):
 
     def quarantine(self, job_id: str, reason: str, now: int) -> bool:
         """Take a row with an unusable id out of the due index for good; True if this call did it."""
+        ...
+
+    def get(self, job_id: str) -> Job | None:
+        """One job as it is now (consistent read); None if the table has no such job."""
         ...
 
 
@@ -73,6 +82,54 @@ class ExportSource(Protocol):
         """Open the download as a stream (ForeignOrigin for a URL that is refused, DownloadGone for 404/410)."""
         ...
 
+    def create(self, created_at_after: int, created_at_before: int) -> StatusReport:
+        """Start a content export for the inclusive range (ActiveJobExists: the workspace's one slot is taken)."""
+        ...
+
+
+class ExportSources(Protocol):
+    """Each workspace's ExportSource: its own API host and its own token, never another workspace's."""
+
+    def source_for(self, workspace: str) -> ExportSource:
+        """The workspace's source, its token resolved (sources.UnknownWorkspace; ConfigError for a bad secret)."""
+        ...
+
+    def single(self) -> bool:
+        """True when `default` is the only workspace: a rate limit or a refused token then stops the whole cycle."""
+        ...
+
+
+class Ledger(Protocol):
+    """Workspaces and windows (ledger.LedgerStore). Writes under a workspace's lease are conditional on holding it."""
+
+    def due_workspaces(self, due_by: int | None) -> list[str]: ...
+
+    def claim_workspace(
+        self, name: str, owner: str, now: int, lease_seconds: int, due_by: int | None
+    ) -> WorkspaceRecord | None: ...
+
+    def release_workspace(self, name: str, owner: str, next_check_at: int, daily_through: date | None) -> None: ...
+
+    def ensure_workspace_state(self, name: str, now: str) -> None: ...
+
+    def make_due(self, name: str) -> None: ...
+
+    def windows(self, workspace: str) -> list[Window]: ...
+
+    def get_window(self, key: str) -> Window | None: ...
+
+    def queue(self, workspace: str, spans: list[Span], now: str) -> int: ...
+
+    def oldest_queued(self, workspace: str) -> Window | None: ...
+
+    def start(self, name: str, owner: str, window: Window, job: Job, now: str) -> None: ...
+
+    def finish(self, name: str, owner: str, window: Window, state: WindowState, job: Job | None, now: str) -> None: ...
+
+    def note_error(self, window: Window, error: str, now: str) -> None: ...
+
+    def clear_active(self, name: str, owner: str) -> None: ...
+
 
 class ArchiveSink(Protocol):
     """Where a finished export is kept. A copy either lands whole or raises (and leaves nothing)."""
@@ -82,7 +139,9 @@ class ArchiveSink(Protocol):
         """The largest export one copy takes: a larger Content-Length is refused before a byte is read."""
         ...
 
-    def copy(self, stream: RawStream, job_id: str, expected_length: int | None) -> CopyResult: ...
+    def copy(self, stream: RawStream, job: Job, expected_length: int | None) -> CopyResult:
+        """Copy one job's export (its key: archive.object_key, from the job's workspace and day)."""
+        ...
 
 
 class Publisher(Protocol):
@@ -93,7 +152,8 @@ class Publisher(Protocol):
 
 @dataclass(frozen=True)
 class S3Archive:
-    """The ArchiveSink in production: archive.copy_to_s3 into s3://bucket/prefix<job_id>.<ext>."""
+    """The ArchiveSink in production: archive.copy_to_s3 into
+    s3://bucket/{prefix}{workspace}/content/dt=YYYY-MM-DD/<job_id>.<ext> (archive.archive_folder)."""
 
     s3: Any
     bucket: str
@@ -104,13 +164,13 @@ class S3Archive:
     def max_bytes(self) -> int:
         return self.settings.max_bytes
 
-    def copy(self, stream: RawStream, job_id: str, expected_length: int | None) -> CopyResult:
+    def copy(self, stream: RawStream, job: Job, expected_length: int | None) -> CopyResult:
         return copy_to_s3(
             self.s3,
             stream,
             bucket=self.bucket,
-            prefix=self.prefix,
-            job_id=job_id,
+            prefix=archive_folder(self.prefix, job),
+            job_id=job.job_identifier,
             expected_length=expected_length,
             settings=self.settings,
         )

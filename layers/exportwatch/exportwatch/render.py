@@ -3,9 +3,10 @@
 Both renderings start from the `default` JSON body (notifier.notification_for), never from a Job, so the Slack
 function (which only receives the SNS message) and the publisher (which adds the email text) say the same thing.
 
-What a reader needs in five seconds comes first: the outcome and whether to act, then the job, the date range,
-where the file is (s3 URI and a console link), its size, when Intercom's copy goes away, and for failures the
-reason and the exact next step. A message on the topic that is not ours is rendered as readable raw text.
+What a reader needs in five seconds comes first: the outcome and whether to act, then the job, its workspace and
+ledger window (when the body has them), the date range, where the file is (s3 URI and a console link), its size,
+when Intercom's copy goes away, and for failures the reason and the exact next step. A message on the topic that
+is not ours is rendered as readable raw text.
 The two early warnings (export.expiring, export.stuck) say so, and that the job's outcome follows separately.
 
 Nothing in a body can bend a message. Every free-text field (a reason quoting Intercom's error or a host name,
@@ -22,7 +23,7 @@ import re
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -44,7 +45,7 @@ __all__ = [
 
 EMAIL_WIDTH: Final = 76
 # Slack limits (api.slack.com/reference/block-kit/blocks): section text 3000, a field 2000 and at most 10 of
-# them (we send at most 6), header 150, a context block at most 10 elements (we send one). Slack cuts the
+# them (we send at most 8), header 150, a context block at most 10 elements (we send one). Slack cuts the
 # top-level text at 40,000; ours is the push notification's one line, so it is kept far below.
 SLACK_SECTION_MAX: Final = 3000
 SLACK_FIELD_MAX: Final = 2000
@@ -58,8 +59,10 @@ INTERCOM_STATUS_MAX: Final = 64  # Intercom's statuses are single words ("in_pro
 S3_URI_MAX: Final = 1100  # "s3://" + a bucket (<= 63) + "/" + a key (<= 1024 bytes): a real URI is never cut
 CONTENT_TYPE_MAX: Final = 255  # RFC 6838: type and subtype <= 127 characters each
 SHA256_MAX: Final = 64  # 64 hex digits
+WORKSPACE_MAX: Final = 63  # a workspace name is [a-z0-9][a-z0-9-]{0,62}: a real one is never cut
 FIELD_LIMITS: Final[dict[str, int]] = {
     "reason": REASON_MAX,
+    "workspace": WORKSPACE_MAX,
     "intercom_status": INTERCOM_STATUS_MAX,
     "s3_uri": S3_URI_MAX,
     "content_type": CONTENT_TYPE_MAX,
@@ -80,6 +83,7 @@ _FOREIGN_COLOR: Final = "#8D8D8D"
 
 _ARN_RE: Final = re.compile(r"arn:(aws[a-z-]*):sns:([a-z0-9-]+):\d{12}:(.+)")
 _START_BASE: Final = "exportwatch start"
+_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # a window's day: YYYY-MM-DD exactly, ASCII digits
 
 
 class NotOurs(ValueError):
@@ -110,6 +114,11 @@ class Rendered:
     pending_since: datetime | None = None  # export.stuck
     pending_seconds: int | None = None  # export.stuck
     s3_linkable: bool = False  # s3_uri is exactly what the body said (not cleaned or cut): a console link is right
+    # The job's workspace, as one printable line (absent in messages from before workspaces: no row shown).
+    workspace: str | None = None
+    # A ledger window's whole UTC days, both included: both set (start <= end) or neither.
+    window_start: date | None = None
+    window_end: date | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Rendered:
@@ -124,6 +133,7 @@ class Rendered:
             raise NotOurs(f"no valid job_identifier ({exc})") from None
         size = body.get("size_bytes")
         s3_uri = _free(body, "s3_uri")
+        window = _window(body.get("window_start"), body.get("window_end"))
         return cls(
             event=event,
             job_identifier=job_identifier,
@@ -142,6 +152,9 @@ class Rendered:
             pending_since=_time(body.get("pending_since")),
             pending_seconds=_count(body.get("pending_seconds")),
             s3_linkable=s3_uri is not None and s3_uri == body.get("s3_uri"),
+            workspace=_free(body, "workspace"),
+            window_start=window[0] if window else None,
+            window_end=window[1] if window else None,
         )
 
     @property
@@ -196,6 +209,22 @@ def _time(value: object) -> datetime | None:
     return parse_iso(value, strict=True)  # a message anyone could publish: only full ISO times with an offset
 
 
+def _day(value: object) -> date | None:
+    """A strict YYYY-MM-DD day (date.fromisoformat alone also takes '20261103' and '2026-W45-1')."""
+    if not isinstance(value, str) or not _DAY_RE.fullmatch(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:  # 2026-02-30
+        return None
+
+
+def _window(start: object, end: object) -> tuple[date, date] | None:
+    """A window's (first, last) day, both included; None unless both are days and first <= last."""
+    first, last = _day(start), _day(end)
+    return (first, last) if first is not None and last is not None and first <= last else None
+
+
 # --------------------------------------------------------------------------------------------- shared pieces
 
 
@@ -245,6 +274,14 @@ def _range_text(view: Rendered) -> str | None:
         first, last = after.date().isoformat(), before.date().isoformat()
         return f"{first} (one whole day, UTC)" if first == last else f"{first} to {last} (whole days, UTC)"
     return f"{_when(after)} to {_when(before)}"
+
+
+def _window_text(view: Rendered) -> str | None:
+    """'2026-11-03' for a one-day window, '2026-11-01 .. 2026-11-07' for several; None for a job without one."""
+    first, last = view.window_start, view.window_end
+    if first is None or last is None:
+        return None
+    return first.isoformat() if first == last else f"{first.isoformat()} .. {last.isoformat()}"
 
 
 def start_command(view: Rendered) -> str:
@@ -383,6 +420,8 @@ def email_text(body: Mapping[str, Any], *, region: str | None) -> str:
         lines.append("")
 
     row("Job id", view.job_identifier)
+    row("Workspace", view.workspace)
+    row("Window", _window_text(view))
     row("Date range", _range_text(view))
     row("Size", _size_text(view))
     if location := _s3_location(view, region):
@@ -485,11 +524,14 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
 
 
-def slack_payload(body: Mapping[str, Any], *, region: str | None) -> dict[str, Any]:
-    """The incoming-webhook payload for one notification body: header with an icon, details in a coloured bar."""
-    view = Rendered.from_body(body)
-    style = view.style
+def _slack_fields(view: Rendered) -> list[dict[str, Any]]:
+    """The details as Slack fields (at most 8 of Slack's 10), each within a field's 2000 characters."""
     fields = [_mrkdwn(f"*Job*\n`{view.job_identifier}`")]
+    if view.workspace is not None:  # one cleaned line; unlinked and escaped like any text from the body
+        label = "*Workspace*\n"
+        fields.append(_mrkdwn(f"{label}`{_code(view.workspace, SLACK_FIELD_MAX - len(label) - 2)}`"))
+    if window := _window_text(view):
+        fields.append(_mrkdwn(f"*Window*\n{window}"))  # built from two parsed dates: nothing to escape
     if text := _range_text(view):
         fields.append(_mrkdwn(f"*Date range*\n{_esc(text)}"))
     if view.size_bytes is not None:
@@ -501,7 +543,14 @@ def slack_payload(body: Mapping[str, Any], *, region: str | None) -> dict[str, A
     if view.intercom_status and view.event is not Event.COMPLETED:
         label = "*Intercom status*\n"
         fields.append(_mrkdwn(f"{label}`{_code(view.intercom_status, SLACK_FIELD_MAX - len(label) - 2)}`"))
+    return fields
 
+
+def slack_payload(body: Mapping[str, Any], *, region: str | None) -> dict[str, Any]:
+    """The incoming-webhook payload for one notification body: header with an icon, details in a coloured bar."""
+    view = Rendered.from_body(body)
+    style = view.style
+    fields = _slack_fields(view)
     details: list[dict[str, Any]] = [_section(_sentence(_summary(view, f"`{view.job_identifier}`")[1]))]
     if view.event is not Event.COMPLETED:
         label = "*Reason:* "

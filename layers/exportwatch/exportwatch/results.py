@@ -35,6 +35,31 @@ class StopReason(StrEnum):
     TIME_BUDGET = "time_budget"  # the Lambda's time is nearly up
 
 
+class WorkspaceAction(StrEnum):
+    """What the scheduler did for a workspace this cycle (`workspaces` in `poll --json`)."""
+
+    STARTED = "started"  # created the export for its oldest queued window, and tracks it
+    WAITING = "waiting"  # an export is active (ours, or one Intercom's 429 told us about): the window waits
+    SETTLED = "settled"  # the active window's export finished: the window is archived, empty, failed or queued again
+    IDLE = "idle"  # nothing queued
+    SKIPPED = "skipped"  # another poller holds the workspace, or it is no longer due
+    RETRY = "retry"  # starting a window failed (an HTTP or AWS error, a refused token): tried again next cycle
+    ERROR = "error"  # an unexpected error (a bug): tried again next cycle
+
+
+@dataclass(frozen=True)
+class WorkspaceResult:
+    workspace: str
+    action: WorkspaceAction
+    window: str | None = None  # the window started or settled, as "2026-11-03" or "2026-11-01..2026-11-07"
+    job_identifier: str | None = None  # the export created for it
+    queued: int = 0  # windows the daily schedule queued this cycle
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "action": self.action.value}
+
+
 @dataclass(frozen=True)
 class JobResult:
     job_identifier: str
@@ -66,6 +91,8 @@ class CycleSummary:
     left_for_next_cycle: int = 0
     stopped: str | None = None  # why the cycle stopped taking new work early, if it did (for people)
     stop_reason: StopReason | None = None  # the same, for code (the CLI's exit status)
+    workspaces: list[WorkspaceResult] = field(default_factory=list)  # the scheduler's work, one per workspace looked at
+    halted: dict[str, str] = field(default_factory=dict)  # workspace -> why its jobs were left for the next cycle
 
     @property
     def events(self) -> Counter[str]:
@@ -88,4 +115,6 @@ class CycleSummary:
             "events": dict(self.events),
             "bytes_copied": sum(r.bytes_copied for r in self.results),
             "jobs": [r.to_dict() for r in self.results],
+            "workspaces": [w.to_dict() for w in self.workspaces],
+            "halted_workspaces": dict(self.halted),
         }

@@ -67,7 +67,39 @@ def from_item(item: dict[str, Any]) -> Job:
     return Job(**known, extra=extra)
 
 
-_INT_FIELDS = {"next_check_at", "attempts", "size_bytes", "lease_until", "ttl"}
+_INT_FIELDS = {"next_check_at", "attempts", "size_bytes", "lease_until", "ttl", "window_attempt"}
+
+
+def claim_item(
+    db: Any, table: str, key: dict[str, Any], owner: str, now: int, lease_seconds: int, due_by: int | None
+) -> dict[str, Any] | None:
+    """Take the lease on an item that still needs work (it carries due_shard): its attributes after the write, or
+    None if another worker holds the lease, it is not due by `due_by`, or it is gone. Jobs and workspaces alike."""
+    cond = "attribute_exists(due_shard) AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+    values: dict[str, Any] = {
+        ":owner": {"S": owner},
+        ":until": {"N": str(now + lease_seconds)},
+        ":now": {"N": str(now)},
+    }
+    if due_by is not None:
+        # Re-check due-ness on the item itself: the GSI is eventually consistent, and another poller may
+        # have just handled the item and pushed its next check into the future.
+        cond += " AND next_check_at <= :due"
+        values[":due"] = {"N": str(due_by)}
+    try:
+        resp = db.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET lease_owner = :owner, lease_until = :until",
+            ConditionExpression=cond,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if is_conditional(exc):
+            return None
+        raise
+    return dict(resp["Attributes"])
 
 
 class JobStore:
@@ -84,13 +116,13 @@ class JobStore:
                 ConditionExpression="attribute_not_exists(job_identifier)",
             )
         except ClientError as exc:
-            if _conditional(exc):
+            if is_conditional(exc):
                 return False
             raise
         return True
 
     def get(self, job_id: str) -> Job | None:
-        resp = self._db.get_item(TableName=self.table, Key=_key(job_id), ConsistentRead=True)
+        resp = self._db.get_item(TableName=self.table, Key=key_of(job_id), ConsistentRead=True)
         return from_item(resp["Item"]) if "Item" in resp else None
 
     def due_ids(self, due_by: int | None, limit: int = 10_000) -> list[str]:
@@ -118,31 +150,8 @@ class JobStore:
 
     def claim(self, job_id: str, owner: str, now: int, lease_seconds: int, due_by: int | None) -> Job | None:
         """Take the lease on a job that still needs work. None if another worker holds it or it is done."""
-        cond = "attribute_exists(due_shard) AND (attribute_not_exists(lease_until) OR lease_until < :now)"
-        values: dict[str, Any] = {
-            ":owner": {"S": owner},
-            ":until": {"N": str(now + lease_seconds)},
-            ":now": {"N": str(now)},
-        }
-        if due_by is not None:
-            # Re-check due-ness on the item itself: the GSI is eventually consistent, and another poller may
-            # have just handled the job and pushed its next check into the future.
-            cond += " AND next_check_at <= :due"
-            values[":due"] = {"N": str(due_by)}
-        try:
-            resp = self._db.update_item(
-                TableName=self.table,
-                Key=_key(job_id),
-                UpdateExpression="SET lease_owner = :owner, lease_until = :until",
-                ConditionExpression=cond,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _conditional(exc):
-                return None
-            raise
-        return from_item(resp["Attributes"])
+        item = claim_item(self._db, self.table, key_of(job_id), owner, now, lease_seconds, due_by)
+        return None if item is None else from_item(item)
 
     def save(self, job: Job, owner: str, *, release: bool) -> None:
         """Write the whole job, only if we still hold its lease. `release` drops the lease in the same write."""
@@ -156,7 +165,7 @@ class JobStore:
                 ExpressionAttributeValues={":owner": {"S": owner}},
             )
         except ClientError as exc:
-            if _conditional(exc):
+            if is_conditional(exc):
                 raise LeaseLost(f"lease on job {job.job_identifier} was taken over by another worker") from None
             raise
 
@@ -189,20 +198,25 @@ class JobStore:
         try:
             self._db.update_item(
                 TableName=self.table,
-                Key=_key(job_id),
+                Key=key_of(job_id),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if _conditional(exc):
+            if is_conditional(exc):
                 return False
             raise
         return True
 
     def scan_all(self) -> Iterator[Job]:
         """Every tracked job, for `exportwatch list` (an operator command, not the poll path)."""
-        kwargs: dict[str, Any] = {"TableName": self.table}
+        # Workspace and window records share the table (ledger.py); they carry `record`, jobs never do.
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "attribute_not_exists(#record)",
+            "ExpressionAttributeNames": {"#record": "record"},
+        }
         while True:
             resp = self._db.scan(**kwargs)
             for item in resp.get("Items", []):
@@ -212,9 +226,9 @@ class JobStore:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
-def _key(job_id: str) -> dict[str, Any]:
+def key_of(job_id: str) -> dict[str, Any]:
     return {"job_identifier": {"S": job_id}}
 
 
-def _conditional(exc: ClientError) -> bool:
+def is_conditional(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

@@ -8,7 +8,6 @@ AWS_DEFAULT_REGION, else AWS_REGION (which botocore alone ignores), else the pro
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -30,11 +29,14 @@ from exportwatch.config import (
     region_from_env,
 )
 from exportwatch.intercom import IntercomClient
+from exportwatch.ledger import LedgerStore
 from exportwatch.notifier import Notifier
 from exportwatch.poll import Poller
 from exportwatch.redaction import install_log_redaction
 from exportwatch.safetext import one_line
+from exportwatch.sources import WorkspaceSources
 from exportwatch.store import JobStore
+from exportwatch.workspaces import SECRET_ID_RE, Workspace
 
 if TYPE_CHECKING:
     from exportwatch.slack import SlackWebhook
@@ -68,10 +70,6 @@ def parse_token(secret_value: str | bytes) -> str:
 
 
 SECRET_CACHE_SECONDS = 300
-# A Secrets Manager secret name (letters, digits, /_+=.@-) or its ARN: only such an id is ever echoed in an error.
-_SECRET_ID_RE = re.compile(
-    r"[A-Za-z0-9/_+=.@-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
-)
 
 
 def secret_provider(
@@ -116,7 +114,7 @@ def secret_provider(
 
 
 def _unreadable(variable: str, secret_id: str, client: Any, exc: BaseException, name_it: bool) -> ConfigError:
-    if name_it and _SECRET_ID_RE.fullmatch(secret_id):
+    if name_it and SECRET_ID_RE.fullmatch(secret_id):
         return ConfigError(variable, f"cannot read secret {secret_id!r}: {_first_line(exc)}")
     if "ResourceNotFoundException" in str(exc):
         region = getattr(getattr(client, "meta", None), "region_name", None)
@@ -128,10 +126,15 @@ def _unreadable(variable: str, secret_id: str, client: Any, exc: BaseException, 
     return ConfigError(variable, f"cannot read the secret it names: {_first_line(exc)}")
 
 
-def token_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
-    """The Intercom token from Secrets Manager, cached for five minutes. Errors never show the secret's id: a
-    token pasted into the variable by mistake would be printed."""
-    return secret_provider(_VAR, secret_id, secrets_client, parse=parse_token)
+def token_provider(secret_id: str, secrets_client: Any, workspace: str | None = None) -> Callable[[], str]:
+    """The Intercom token from Secrets Manager, cached for five minutes. Errors never show INTERCOM_TOKEN_SECRET's
+    value: a token pasted into the variable by mistake would be printed. A registered workspace's errors name it
+    and its secret's id (checked to be a secret name or ARN when the workspace was added)."""
+    if workspace is None:
+        return secret_provider(_VAR, secret_id, secrets_client, parse=parse_token)
+    return secret_provider(
+        f"workspace {workspace}: token secret", secret_id, secrets_client, parse=parse_token, name_the_secret=True
+    )
 
 
 def webhook_url_provider(secret_id: str, secrets_client: Any) -> Callable[[], str]:
@@ -219,6 +222,34 @@ def build_slack_webhook(settings: SlackSettings, clients: dict[str, Any] | None 
     return SlackWebhook(webhook_url_provider(settings.slack_webhook_secret, clients["secretsmanager"]))
 
 
+def build_workspace_source(
+    workspace: Workspace, secrets_client: Any, *, version: str, timeout: float, pool_size: int
+) -> IntercomClient:
+    """A registered workspace's client: its own host, its own token, its own rate-limit gate."""
+    return IntercomClient(
+        workspace.api_url,
+        token_provider(workspace.token_secret, secrets_client, workspace.name),
+        version=version,
+        timeout=timeout,
+        pool_size=pool_size,
+    )
+
+
+def build_sources(
+    settings: OperatorSettings | Settings, default: IntercomClient, ledger: LedgerStore, secrets_client: Any
+) -> WorkspaceSources:
+    def make(workspace: Workspace) -> IntercomClient:
+        return build_workspace_source(
+            workspace,
+            secrets_client,
+            version=settings.intercom_version,
+            timeout=settings.http_timeout_seconds,
+            pool_size=settings.intercom_pool_size,
+        )
+
+    return WorkspaceSources(default, ledger, make)
+
+
 def build_poller(
     settings: Settings,
     clients: dict[str, Any] | None = None,
@@ -226,11 +257,15 @@ def build_poller(
     copy_settings: CopySettings | None = None,
 ) -> Poller:
     clients = clients or aws_clients(pool_size=settings.poll_concurrency)
+    default = build_intercom(settings, clients["secretsmanager"])
+    ledger = LedgerStore(clients["dynamodb"], settings.jobs_table)
     return Poller(
         settings=settings,
         store=JobStore(clients["dynamodb"], settings.jobs_table),
-        intercom=build_intercom(settings, clients["secretsmanager"]),
+        intercom=default,
         s3=clients["s3"],
         notifier=Notifier(clients["sns"], settings.notify_topic_arn),
         copy_settings=copy_settings or CopySettings(),
+        sources=build_sources(settings, default, ledger, clients["secretsmanager"]),
+        ledger=ledger,
     )

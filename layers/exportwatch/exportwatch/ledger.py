@@ -1,0 +1,524 @@
+"""The workspace registry and the coverage ledger, kept in the jobs table beside the jobs (no other table).
+
+Records are told apart by their key, which a job id can never contain ('#'), and by `record`:
+
+    workspace#<name>                   a workspace: its host, token secret and schedule, and its scheduler state
+                                       (active_job, daily_through; due_shard "sched" + next_check_at: when the
+                                       scheduler looks at it next; a lease like a job's)
+    window#<workspace>#content#<day>   a window of whole UTC days and its state (windows.WindowState)
+
+Two indexes find them. `ledger-index` (ledger, ledger_sort) lists the workspaces ("#workspaces") and each
+workspace's windows in day order (coverage, backfill). The jobs' sparse `due-index` also holds, under their own
+partition keys, the workspaces the scheduler should look at ("sched") and each workspace's queued windows
+("queue#<workspace>#content", sorted by first second): so an idle cycle costs a Query, and the oldest queued window
+of a workspace is a Query with Limit 1.
+
+Every record read back is checked again (names, days, states): a bad one is skipped and logged, never trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from exportwatch.model import Job
+from exportwatch.store import DUE_INDEX, claim_item, is_conditional, to_item
+from exportwatch.windows import Span, WindowState, parse_day
+from exportwatch.workspaces import (
+    DEFAULT_WORKSPACE,
+    InvalidWorkspace,
+    Workspace,
+    validate_api_url,
+    validate_name,
+    validate_secret_id,
+    validate_window_days,
+)
+
+log = logging.getLogger(__name__)
+
+LEDGER_INDEX = "ledger-index"
+KIND_CONTENT = "content"
+SCHED_SHARD = "sched"
+_WORKSPACES = "#workspaces"
+_ser, _deser = TypeSerializer(), TypeDeserializer()
+
+
+def workspace_key(name: str) -> str:
+    return f"workspace#{name}"
+
+
+def window_key(workspace: str, start: date, kind: str = KIND_CONTENT) -> str:
+    return f"window#{workspace}#{kind}#{start.isoformat()}"
+
+
+def queue_shard(workspace: str, kind: str = KIND_CONTENT) -> str:
+    return f"queue#{workspace}#{kind}"
+
+
+def _k(key: str) -> dict[str, Any]:
+    return {"job_identifier": {"S": key}}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deser.deserialize(v) for k, v in item.items()}
+
+
+def _item(plain: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in plain.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class WorkspaceRecord:
+    """A workspace's record: its configuration (None for `default`, which the environment describes) and the
+    scheduler's state."""
+
+    name: str
+    config: Workspace | None
+    active_job: str | None = None
+    active_window: str | None = None
+    daily_through: date | None = None
+    next_check_at: int = 0
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of the ledger: `coverage --json` prints to_dict()."""
+
+    key: str
+    workspace: str
+    span: Span
+    state: WindowState
+    kind: str = KIND_CONTENT
+    export_job: str | None = None
+    attempts: int = 0
+    round_attempts: int = 0
+    s3_uri: str | None = None
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "workspace": self.workspace,
+            "start": self.span.start.isoformat(),
+            "end": self.span.end.isoformat(),
+            "state": self.state.value,
+            "job_identifier": self.export_job,
+            "s3_uri": self.s3_uri if self.state is WindowState.ARCHIVED else None,
+            "attempts": self.attempts,
+        }
+
+
+def workspace_from(plain: dict[str, Any]) -> WorkspaceRecord:
+    """A workspace record read back; InvalidWorkspace when any field breaks its rule."""
+    name = validate_name(plain.get("name"))
+    config: Workspace | None = None
+    if name != DEFAULT_WORKSPACE:
+        start = plain.get("start")
+        config = Workspace(
+            name=name,
+            api_url=validate_api_url(plain.get("api_url")),
+            token_secret=validate_secret_id(plain.get("token_secret")),
+            daily=bool(plain.get("daily", False)),
+            start=None if start is None else parse_day(start),
+            window_days=validate_window_days(int(plain.get("window_days", 1))),
+        )
+    active = plain.get("active_job")
+    return WorkspaceRecord(
+        name=name,
+        config=config,
+        active_job=active if isinstance(active, str) else None,
+        active_window=plain.get("active_window") if isinstance(plain.get("active_window"), str) else None,
+        daily_through=parse_day(plain.get("daily_through")),
+        next_check_at=int(plain.get("next_check_at", 0)),
+    )
+
+
+def window_from(plain: dict[str, Any]) -> Window | None:
+    """A window record read back, or None (logged) when it is not one we could have written."""
+    start, end = parse_day(plain.get("start")), parse_day(plain.get("end"))
+    try:
+        workspace = validate_name(plain.get("workspace"))
+        state = WindowState(str(plain.get("state")))
+    except (InvalidWorkspace, ValueError):
+        start = None
+    if start is None or end is None or end < start:
+        log.warning("ledger row %r is not a window record; skipped", str(plain.get("job_identifier"))[:120])
+        return None
+    job = plain.get("export_job")
+    uri = plain.get("s3_uri")
+    error = plain.get("last_error")
+    return Window(
+        key=str(plain["job_identifier"]),
+        workspace=workspace,
+        span=Span(start, end),
+        state=state,
+        kind=str(plain.get("kind", KIND_CONTENT)),
+        export_job=job if isinstance(job, str) else None,
+        attempts=int(plain.get("attempts", 0)),
+        round_attempts=int(plain.get("round_attempts", 0)),
+        s3_uri=uri if isinstance(uri, str) else None,
+        last_error=error if isinstance(error, str) else None,
+    )
+
+
+class LedgerStore:
+    """Workspaces and windows in the jobs table. Writes that the scheduler makes under a workspace's lease are
+    conditional on holding it, like a job's saves."""
+
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._db = dynamodb
+        self.table = table_name
+
+    # -- workspaces -------------------------------------------------------------------------------------------
+
+    def put_workspace(self, ws: Workspace, now: str) -> bool:
+        """Create or update a workspace's configuration; its scheduler looks at it next cycle. True if created."""
+        values: dict[str, Any] = {
+            ":record": "workspace",
+            ":ledger": _WORKSPACES,
+            ":name": ws.name,
+            ":api": ws.api_url,
+            ":secret": ws.token_secret,
+            ":daily": ws.daily,
+            ":days": ws.window_days,
+            ":sched": SCHED_SHARD,
+            ":zero": 0,
+            ":now": now,
+        }
+        update = (
+            "SET #record = :record, ledger = :ledger, ledger_sort = :name, #name = :name, api_url = :api, "
+            "token_secret = :secret, daily = :daily, window_days = :days, due_shard = :sched, next_check_at = :zero, "
+            "updated_at = :now, created_at = if_not_exists(created_at, :now)"
+        )
+        if ws.start is not None:
+            update += ", #start = :start"
+            values[":start"] = ws.start.isoformat()
+        else:
+            update += " REMOVE #start"
+        resp = self._db.update_item(
+            TableName=self.table,
+            Key=_k(workspace_key(ws.name)),
+            UpdateExpression=update,
+            ExpressionAttributeNames={"#record": "record", "#name": "name", "#start": "start"},
+            ExpressionAttributeValues={k: _ser.serialize(v) for k, v in values.items()},
+            ReturnValues="UPDATED_OLD",
+        )
+        return "created_at" not in _plain(resp.get("Attributes", {}))
+
+    def ensure_workspace_state(self, name: str, now: str) -> None:
+        """A record for a workspace's scheduler state (the default workspace has none until it is needed)."""
+        try:
+            self._db.put_item(
+                TableName=self.table,
+                Item=_item(
+                    {
+                        "job_identifier": workspace_key(name),
+                        "record": "workspace",
+                        "ledger": _WORKSPACES,
+                        "ledger_sort": name,
+                        "name": name,
+                        "due_shard": SCHED_SHARD,
+                        "next_check_at": 0,
+                        "created_at": now,
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(job_identifier)",
+            )
+        except ClientError as exc:
+            if not is_conditional(exc):
+                raise
+
+    def get_workspace(self, name: str) -> WorkspaceRecord | None:
+        resp = self._db.get_item(TableName=self.table, Key=_k(workspace_key(name)), ConsistentRead=True)
+        return workspace_from(_plain(resp["Item"])) if "Item" in resp else None
+
+    def remove_workspace(self, name: str) -> bool:
+        """Delete a workspace's record (its windows and jobs stay: the ledger is history). False if unknown."""
+        try:
+            self._db.delete_item(
+                TableName=self.table,
+                Key=_k(workspace_key(name)),
+                ConditionExpression="attribute_exists(job_identifier)",
+            )
+        except ClientError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def workspaces(self) -> list[WorkspaceRecord]:
+        """Every workspace record, by name (a record that breaks a rule is logged and skipped)."""
+        records = []
+        for plain in self._query_ledger(_WORKSPACES):
+            try:
+                records.append(workspace_from(plain))
+            except (InvalidWorkspace, ValueError, TypeError) as exc:
+                log.warning("workspace record %r is unusable (%s); skipped", str(plain.get("name"))[:80], exc)
+        return records
+
+    def make_due(self, name: str) -> None:
+        """Have the scheduler look at a workspace on the next cycle (after its window's job settled, a backfill)."""
+        self._update(
+            workspace_key(name), "SET next_check_at = :zero", "attribute_exists(due_shard)", {":zero": {"N": "0"}}
+        )
+
+    def due_workspaces(self, due_by: int | None) -> list[str]:
+        cond = "due_shard = :s"
+        values: dict[str, Any] = {":s": {"S": SCHED_SHARD}}
+        if due_by is not None:
+            cond += " AND next_check_at <= :t"
+            values[":t"] = {"N": str(due_by)}
+        keys = self._query_due(cond, values)
+        return [k.removeprefix("workspace#") for k in keys if k.startswith("workspace#")]
+
+    def claim_workspace(
+        self, name: str, owner: str, now: int, lease_seconds: int, due_by: int | None
+    ) -> WorkspaceRecord | None:
+        item = claim_item(self._db, self.table, _k(workspace_key(name)), owner, now, lease_seconds, due_by)
+        return None if item is None else workspace_from(_plain(item))
+
+    def release_workspace(self, name: str, owner: str, next_check_at: int, daily_through: date | None) -> None:
+        """Drop our lease on a workspace, saying when its scheduler looks at it next."""
+        update = "SET next_check_at = :next REMOVE lease_owner, lease_until"
+        values: dict[str, Any] = {":owner": {"S": owner}, ":next": {"N": str(int(next_check_at))}}
+        if daily_through is not None:
+            update = "SET next_check_at = :next, daily_through = :through REMOVE lease_owner, lease_until"
+            values[":through"] = {"S": daily_through.isoformat()}
+        self._update(workspace_key(name), update, "lease_owner = :owner", values)
+
+    # -- windows ----------------------------------------------------------------------------------------------
+
+    def windows(self, workspace: str, kind: str = KIND_CONTENT) -> list[Window]:
+        """A workspace's windows of one kind, oldest first."""
+        found = (window_from(p) for p in self._query_ledger(workspace, f"{kind}#"))
+        return sorted((w for w in found if w is not None), key=lambda w: w.span)
+
+    def get_window(self, key: str) -> Window | None:
+        resp = self._db.get_item(TableName=self.table, Key=_k(key), ConsistentRead=True)
+        return window_from(_plain(resp["Item"])) if "Item" in resp else None
+
+    def queue(self, workspace: str, spans: list[Span], now: str, kind: str = KIND_CONTENT) -> int:
+        """Queue new windows; one whose key exists already is left as it is. Returns how many were queued."""
+        queued = 0
+        for span in spans:
+            plain = {
+                "job_identifier": window_key(workspace, span.start, kind),
+                "record": "window",
+                "ledger": workspace,
+                "ledger_sort": f"{kind}#{span.start.isoformat()}",
+                "workspace": workspace,
+                "kind": kind,
+                "start": span.start.isoformat(),
+                "end": span.end.isoformat(),
+                "state": WindowState.QUEUED.value,
+                "attempts": 0,
+                "round_attempts": 0,
+                "queued_at": now,
+                "updated_at": now,
+                "due_shard": queue_shard(workspace, kind),
+                "next_check_at": span.first_second,
+            }
+            try:
+                self._db.put_item(
+                    TableName=self.table, Item=_item(plain), ConditionExpression="attribute_not_exists(job_identifier)"
+                )
+                queued += 1
+            except ClientError as exc:
+                if not is_conditional(exc):
+                    raise
+        return queued
+
+    def requeue_failed(self, window: Window, now: str) -> bool:
+        """A failed window queued again (by backfill), with a fresh set of attempts."""
+        return self._update(
+            window.key,
+            "SET #state = :queued, round_attempts = :zero, updated_at = :now, due_shard = :shard, "
+            "next_check_at = :first",
+            "#state = :failed",
+            {
+                ":queued": {"S": WindowState.QUEUED.value},
+                ":failed": {"S": WindowState.FAILED.value},
+                ":zero": {"N": "0"},
+                ":now": {"S": now},
+                ":shard": {"S": queue_shard(window.workspace, window.kind)},
+                ":first": {"N": str(window.span.first_second)},
+            },
+            names={"#state": "state"},
+        )
+
+    def oldest_queued(self, workspace: str, kind: str = KIND_CONTENT) -> Window | None:
+        keys = self._query_due("due_shard = :s", {":s": {"S": queue_shard(workspace, kind)}}, limit=1)
+        return self.get_window(keys[0]) if keys else None
+
+    def start(self, name: str, owner: str, window: Window, job: Job, now: str) -> None:
+        """One atomic write: the window's new export is tracked, the window is running, the workspace has an active
+        export. Raises ClientError (TransactionCanceledException) when any condition fails: nothing was written."""
+        self._db.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(job),
+                        "ConditionExpression": "attribute_not_exists(job_identifier)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _k(window.key),
+                        "UpdateExpression": (
+                            "SET #state = :running, export_job = :job, attempts = attempts + :one, "
+                            "round_attempts = round_attempts + :one, updated_at = :now "
+                            "REMOVE due_shard, next_check_at, last_error"
+                        ),
+                        "ConditionExpression": "#state = :queued",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ExpressionAttributeValues": {
+                            ":running": {"S": WindowState.RUNNING.value},
+                            ":queued": {"S": WindowState.QUEUED.value},
+                            ":job": {"S": job.job_identifier},
+                            ":one": {"N": "1"},
+                            ":now": {"S": now},
+                        },
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _k(workspace_key(name)),
+                        "UpdateExpression": "SET active_job = :job, active_window = :window",
+                        "ConditionExpression": "lease_owner = :owner AND attribute_not_exists(active_job)",
+                        "ExpressionAttributeValues": {
+                            ":job": {"S": job.job_identifier},
+                            ":window": {"S": window.key},
+                            ":owner": {"S": owner},
+                        },
+                    }
+                },
+            ]
+        )
+
+    def finish(self, name: str, owner: str, window: Window, state: WindowState, job: Job | None, now: str) -> None:
+        """One atomic write: the window's export is done (archived, empty, failed, or queued again for a retry) and
+        its workspace's slot is free."""
+        values: dict[str, Any] = {":state": state.value, ":now": now, ":running": WindowState.RUNNING.value}
+        update = "SET #state = :state, updated_at = :now"
+        if job is not None and state is WindowState.ARCHIVED:
+            update += ", s3_uri = :uri, size_bytes = :size, sha256 = :sha"
+            values.update({":uri": job.s3_uri, ":size": job.size_bytes, ":sha": job.sha256})
+        if state is WindowState.QUEUED:
+            update += ", due_shard = :shard, next_check_at = :first"
+            values.update({":shard": queue_shard(window.workspace, window.kind), ":first": window.span.first_second})
+        error = None if job is None else job.outcome_reason
+        if state in (WindowState.QUEUED, WindowState.FAILED) and error:
+            update += ", last_error = :error"
+            values[":error"] = error[:500]
+        active = window.export_job or ""
+        self._db.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _k(window.key),
+                        "UpdateExpression": update,
+                        "ConditionExpression": "#state = :running",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ExpressionAttributeValues": {k: _ser.serialize(v) for k, v in values.items()},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _k(workspace_key(name)),
+                        "UpdateExpression": "REMOVE active_job, active_window",
+                        "ConditionExpression": "lease_owner = :owner AND active_job = :job",
+                        "ExpressionAttributeValues": {":owner": {"S": owner}, ":job": {"S": active}},
+                    }
+                },
+            ]
+        )
+
+    def note_error(self, window: Window, error: str, now: str) -> None:
+        """Why a queued window could not be started this time (shown by coverage); the window stays queued."""
+        self._update(
+            window.key,
+            "SET last_error = :error, updated_at = :now",
+            "#state = :queued",
+            {":error": {"S": error[:500]}, ":now": {"S": now}, ":queued": {"S": WindowState.QUEUED.value}},
+            names={"#state": "state"},
+        )
+
+    def clear_active(self, name: str, owner: str) -> None:
+        """Free a workspace's slot whose active job is gone from the table (nothing to reconcile)."""
+        self._update(
+            workspace_key(name), "REMOVE active_job, active_window", "lease_owner = :owner", {":owner": {"S": owner}}
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+
+    def _update(
+        self,
+        key: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": _k(key),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            self._db.update_item(**kwargs)
+        except ClientError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def _query_ledger(self, ledger: str, prefix: str | None = None) -> list[dict[str, Any]]:
+        cond = "ledger = :l"
+        values: dict[str, Any] = {":l": {"S": ledger}}
+        if prefix is not None:
+            cond += " AND begins_with(ledger_sort, :p)"
+            values[":p"] = {"S": prefix}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": LEDGER_INDEX,
+            "KeyConditionExpression": cond,
+            "ExpressionAttributeValues": values,
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            resp = self._db.query(**kwargs)
+            found.extend(_plain(item) for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return found
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _query_due(self, cond: str, values: dict[str, Any], limit: int | None = None) -> list[str]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": cond,
+            "ExpressionAttributeValues": values,
+            "ProjectionExpression": "job_identifier",
+        }
+        keys: list[str] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(keys)
+            resp = self._db.query(**kwargs)
+            keys.extend(item["job_identifier"]["S"] for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp or (limit is not None and len(keys) >= limit):
+                return keys
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
