@@ -42,7 +42,7 @@ def test_a_completed_export_is_copied_checkpointed_published_and_settled(rig: Ri
     assert rig.archive.objects == {"intercom-exports/default/content/dt=2027-01-15/done1.zip": ZIP_BYTES}
     assert rig.source.downloads == [rig.source.download_url_for("done1")]
     [note] = rig.publisher.published
-    assert note.body["s3_uri"] == "s3://archive/intercom-exports/done1.zip" and note.body["size_bytes"] == len(
+    assert note.body["s3_uri"] == "s3://archive/intercom-exports/default/content/dt=2027-01-15/done1.zip" and note.body["size_bytes"] == len(
         ZIP_BYTES
     )
     job = rig.repo.get("done1")
