@@ -25,15 +25,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from datetime import time as dtime
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from exportwatch.config import ConfigError, OperatorSettings, PollerSettings, StoreSettings
 from exportwatch.intercom import ActiveJobExists, IntercomError
 from exportwatch.model import InvalidJobId, Job, human_size, iso, utcnow, validate_job_id
 from exportwatch.safetext import one_line
+from exportwatch.store import JobStore
+from exportwatch.workspaces import DEFAULT_WORKSPACE, InvalidWorkspace, validate_name
 
 if TYPE_CHECKING:
-    from exportwatch.intercom import StatusReport
+    from exportwatch.intercom import IntercomClient, StatusReport
     from exportwatch.poll import CycleSummary, JobResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -60,13 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("track", help="watch an existing Intercom export job")
     p.add_argument("job_id", metavar="JOB_ID")
+    p.add_argument("--workspace", default=DEFAULT_WORKSPACE, metavar="NAME", help="its workspace (default: default)")
 
     p = sub.add_parser("start", help="create an export at Intercom and track it")
     p.add_argument("--since", required=True, metavar="DATE", help="first day (YYYY-MM-DD) or ISO 8601 time, UTC")
     p.add_argument("--until", required=True, metavar="DATE", help="last day, inclusive (YYYY-MM-DD) or ISO time")
+    p.add_argument("--workspace", default=DEFAULT_WORKSPACE, metavar="NAME", help="its workspace (default: default)")
 
     p = sub.add_parser("poll", help="run one poll cycle now (the code path the Lambda runs)")
-    p.add_argument("--all", action="store_true", help="check every unfinished job now, ignoring back-off")
+    p.add_argument(
+        "--all", action="store_true", help="all due work of every workspace now: every unfinished job, every window"
+    )
     p.add_argument("--json", action="store_true", help="print the cycle summary as JSON")
 
     p = sub.add_parser("list", help="list tracked jobs and their states")
@@ -74,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cancel", help="cancel a job at Intercom (the next poll reports export.canceled)")
     p.add_argument("job_id", metavar="JOB_ID")
+    p.add_argument("--workspace", metavar="NAME", help="for a job not tracked here (a tracked job's own by default)")
+
+    from exportwatch_local.ledger_cli import add_parsers
+
+    add_parsers(sub)
 
     p = sub.add_parser("demo", help="run everything locally: moto server + Intercom emulator, no AWS account")
     p.add_argument("--template", help="path to template.yaml (default: ./template.yaml)")
@@ -100,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in exc.lines:  # every problem at once, one line each
                 _fail(EXIT_USAGE, line)
             return EXIT_USAGE
-        except (UsageError, InvalidJobId) as exc:
+        except (UsageError, InvalidJobId, InvalidWorkspace) as exc:
             return _fail(EXIT_USAGE, str(exc))
         except ActiveJobExists as exc:
             return _fail(EXIT_FAILED, str(exc))
@@ -341,11 +352,19 @@ def _settings[S: (StoreSettings, OperatorSettings, PollerSettings)](kind: type[S
 
 def cmd_track(args: argparse.Namespace) -> int:
     job_id = validate_job_id(args.job_id)  # before anything else: bad input writes nothing
-    from exportwatch.wiring import build_store
+    from exportwatch.ledger import LedgerStore
+    from exportwatch.wiring import aws_clients
 
-    store = build_store(_settings(StoreSettings))
-    if store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=0)):
-        print(f"tracking {job_id}: the next poll checks it")
+    validate_name(args.workspace)
+    settings = _settings(StoreSettings)
+    db = aws_clients(services=("dynamodb",))["dynamodb"]
+    from exportwatch_local.ledger_cli import known_workspace
+
+    workspace = known_workspace(LedgerStore(db, settings.jobs_table), args.workspace)
+    store = JobStore(db, settings.jobs_table)
+    if store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=0, workspace=workspace)):
+        where = "" if workspace == DEFAULT_WORKSPACE else f" in workspace {workspace}"
+        print(f"tracking {job_id}{where}: the next poll checks it")
     else:
         existing = store.get(job_id)
         state = existing.state.value if existing else "unknown"
@@ -362,8 +381,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         raise UsageError(f"--since ({iso(since)}) is after --until ({iso(until)})")
     if since > utcnow():
         raise UsageError(f"--since ({iso(since)}) is in the future")
-    from exportwatch.store import JobStore
-    from exportwatch.wiring import aws_clients, build_intercom
+    validate_name(args.workspace)
+    from exportwatch.wiring import aws_clients
 
     settings = _settings(OperatorSettings)
     clients = aws_clients(services=("dynamodb", "secretsmanager"))
@@ -371,8 +390,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     # The table is read before Intercom is asked: a wrong JOBS_TABLE must not leave an untracked export
     # holding the workspace's one active job.
     JobStore(store_db, settings.jobs_table).get("exportwatch-preflight")
-    intercom = build_intercom(settings, clients["secretsmanager"])
-    intercom.ensure_token()
+    workspace, intercom = _workspace_source(settings, clients, args.workspace)
     report = intercom.create(int(since.timestamp()), int(until.timestamp()))
     try:
         job_id = validate_job_id(report.job_identifier)
@@ -386,6 +404,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         intercom_status=report.status,
         created_at_after=iso(since),
         created_at_before=iso(until),
+        workspace=workspace,
     )
     try:
         JobStore(store_db, settings.jobs_table).track(job)
@@ -413,6 +432,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
     else:
         for r in summary.results:
             print(f"{r.job_identifier}  {r.state or '-':<10} {_describe_result(r)}")
+        for w in summary.workspaces:
+            if w.action.value not in ("idle", "skipped"):
+                window = f" window {w.window}" if w.window else ""
+                job = f" export {w.job_identifier}" if w.job_identifier else ""
+                detail = f" ({w.detail})" if w.detail else ""
+                print(f"workspace {w.workspace}: {w.action.value}{window}{job}{detail}")
         totals = ", ".join(f"{n} {a}" for a, n in sorted(summary.actions.items())) or "nothing to do"
         print(
             f"poll: {summary.due} due, {len(summary.results)} processed ({totals})"
@@ -500,15 +525,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     job_id = validate_job_id(args.job_id)
     from exportwatch.intercom import Outcome
-    from exportwatch.store import JobStore
-    from exportwatch.wiring import aws_clients, build_intercom
+    from exportwatch.wiring import aws_clients
 
     settings = _settings(OperatorSettings)
     clients = aws_clients(services=("dynamodb", "secretsmanager"))
     store = JobStore(clients["dynamodb"], settings.jobs_table)
     tracked = store.get(job_id)  # also checks JOBS_TABLE before anything is asked of Intercom
-    intercom = build_intercom(settings, clients["secretsmanager"])
-    intercom.ensure_token()
+    if tracked is not None and args.workspace is not None and args.workspace != tracked.workspace:
+        raise UsageError(f"{job_id} is tracked in workspace {tracked.workspace}, not {args.workspace}")
+    wanted = tracked.workspace if tracked is not None else (args.workspace or DEFAULT_WORKSPACE)
+    _, intercom = _workspace_source(settings, clients, wanted)
     # Intercom documents no answer for cancelling a job that has finished (the emulator accepts it and turns
     # a completed export into a canceled one), so ask first and cancel only a job that is still running.
     before = intercom.get_status(job_id)
@@ -526,6 +552,24 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     store.make_due(job_id)  # the next poll, not the one after the job's back-off, reports the cancel
     print(f"{job_id}: canceled at Intercom; the next poll reports export.canceled")
     return EXIT_OK
+
+
+def _workspace_source(settings: OperatorSettings, clients: dict[str, Any], raw: str) -> tuple[str, IntercomClient]:
+    """(workspace, its Intercom client with the token resolved): `default` from the environment, any other from its
+    registry record (InvalidWorkspace, exit 2, when it is not registered)."""
+    from exportwatch.ledger import LedgerStore
+    from exportwatch.wiring import build_intercom, build_sources
+
+    ledger = LedgerStore(clients["dynamodb"], settings.jobs_table)
+    from exportwatch_local.ledger_cli import known_workspace
+
+    name = known_workspace(ledger, raw)
+    source = build_sources(
+        settings, build_intercom(settings, clients["secretsmanager"]), ledger, clients["secretsmanager"]
+    )
+    intercom = cast("IntercomClient", source.source_for(name))  # wiring builds IntercomClients only
+    intercom.ensure_token()
+    return name, intercom
 
 
 def _not_cancelable(job_id: str, report: StatusReport) -> int:
@@ -557,7 +601,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(main, template=str(template), keep=args.keep)
 
 
+def cmd_workspace(args: argparse.Namespace) -> int:
+    from exportwatch_local import ledger_cli
+
+    return ledger_cli.cmd_workspace(args)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from exportwatch_local import ledger_cli
+
+    return ledger_cli.cmd_backfill(args)
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from exportwatch_local import ledger_cli
+
+    return ledger_cli.cmd_coverage(args)
+
+
 COMMANDS = {
+    "workspace": cmd_workspace,
+    "backfill": cmd_backfill,
+    "coverage": cmd_coverage,
     "track": cmd_track,
     "start": cmd_start,
     "poll": cmd_poll,

@@ -159,7 +159,7 @@ class Scheduler:
             settled = self._settle(record, now)
             if settled is None:
                 waiting = WorkspaceResult(name, WorkspaceAction.WAITING, job_identifier=record.active_job)
-                return _Step(replace(waiting, detail=f"export {record.active_job} is still running"), active=True)
+                return _Step(replace(waiting, detail="its export is still running"), active=True)
         config = self._config(record)
         queued, through = self._queue_daily(record, config, now) if config is not None else (0, None)
         window = self.ledger.oldest_queued(name)
@@ -167,7 +167,10 @@ class Scheduler:
             idle = settled or WorkspaceResult(name, WorkspaceAction.IDLE, detail="nothing queued")
             return _Step(replace(idle, queued=queued), through=through)
         step = self._start(name, window, now)
-        return _Step(replace(step.result, queued=queued), active=step.active, waiting=step.waiting, through=through)
+        result = replace(step.result, queued=queued)
+        if settled is not None:  # say what became of the window before, too
+            result = replace(result, detail=f"window {settled.window} {settled.detail}; {result.detail}")
+        return _Step(result, active=step.active, waiting=step.waiting, through=through)
 
     def _settle(self, record: WorkspaceRecord, now: float) -> WorkspaceResult | None:
         """Apply the active window's finished export to the window; None while the export is still running."""
