@@ -33,18 +33,14 @@ from exportwatch.model import InvalidJobId, Job, human_size, iso, utcnow, valida
 from exportwatch.safetext import one_line
 from exportwatch.store import JobStore
 from exportwatch.workspaces import DEFAULT_WORKSPACE, InvalidWorkspace, validate_name
+from exportwatch_local.clibase import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, settings_for
 
 if TYPE_CHECKING:
     from exportwatch.intercom import IntercomClient, StatusReport
     from exportwatch.poll import CycleSummary, JobResult
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEBUG_HINT = "run with --debug or LOG_LEVEL=DEBUG to see the traceback"
 _JOB_ID_COMMANDS = ("track", "cancel")
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -330,33 +326,13 @@ def _refused(exc: BaseException) -> bool:
 # -- commands ---------------------------------------------------------------------------------------------
 
 
-def _settings[S: (StoreSettings, OperatorSettings, PollerSettings)](kind: type[S]) -> S:
-    """The command's settings (only the variables it uses) and the AWS region, every problem of both in one
-    ConfigError."""
-    from exportwatch.wiring import aws_region
-
-    errors: list[ConfigError] = []
-    settings: S | None = None
-    try:
-        settings = kind.from_env()
-    except ConfigError as exc:
-        errors.append(exc)
-    try:
-        aws_region()
-    except ConfigError as exc:
-        errors.append(exc)
-    if errors or settings is None:
-        raise ConfigError.combine(errors)
-    return settings
-
-
 def cmd_track(args: argparse.Namespace) -> int:
     job_id = validate_job_id(args.job_id)  # before anything else: bad input writes nothing
     from exportwatch.ledger import LedgerStore
     from exportwatch.wiring import aws_clients
 
     validate_name(args.workspace)
-    settings = _settings(StoreSettings)
+    settings = settings_for(StoreSettings)
     db = aws_clients(services=("dynamodb",))["dynamodb"]
     from exportwatch_local.ledger_cli import known_workspace
 
@@ -384,7 +360,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     validate_name(args.workspace)
     from exportwatch.wiring import aws_clients
 
-    settings = _settings(OperatorSettings)
+    settings = settings_for(OperatorSettings)
     clients = aws_clients(services=("dynamodb", "secretsmanager"))
     store_db = clients["dynamodb"]
     # The table is read before Intercom is asked: a wrong JOBS_TABLE must not leave an untracked export
@@ -426,7 +402,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from exportwatch.poll import StopReason, run_cycle
     from exportwatch.wiring import build_poller
 
-    summary = run_cycle(build_poller(_settings(PollerSettings)), all_jobs=args.all)
+    summary = run_cycle(build_poller(settings_for(PollerSettings)), all_jobs=args.all)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
@@ -492,7 +468,7 @@ def _describe_result(r: JobResult) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from exportwatch.wiring import build_store
 
-    jobs = sorted(build_store(_settings(StoreSettings)).scan_all(), key=lambda j: j.tracked_at or "")
+    jobs = sorted(build_store(settings_for(StoreSettings)).scan_all(), key=lambda j: j.tracked_at or "")
     if args.json:
         for job in jobs:
             print(json.dumps(_job_dict(job), default=str, sort_keys=True))
@@ -527,7 +503,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from exportwatch.intercom import Outcome
     from exportwatch.wiring import aws_clients
 
-    settings = _settings(OperatorSettings)
+    settings = settings_for(OperatorSettings)
     clients = aws_clients(services=("dynamodb", "secretsmanager"))
     store = JobStore(clients["dynamodb"], settings.jobs_table)
     tracked = store.get(job_id)  # also checks JOBS_TABLE before anything is asked of Intercom

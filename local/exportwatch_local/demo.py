@@ -2,7 +2,10 @@
 
 moto in server mode stands in for AWS (resources created from template.yaml's own definitions), the
 Intercom emulator serves real HTTP, and an SQS queue subscribed to the topic shows what a subscriber gets.
-Jobs are tracked and polled through the real CLI commands until every one has settled.
+Jobs are tracked and polled through the real CLI commands until every one has settled. Then a second emulator
+serves workspace `eu` with its own token: a week of backfill in both workspaces is polled to a complete ledger
+(`exportwatch coverage`), and the demo fails unless every window is archived with no gap, each emulator saw only
+its own token, and no workspace ever had two exports active.
 
 `exportwatch demo --keep` (`make sandbox`) then keeps moto and the emulator running and prints the `export`
 lines for another shell, so every CLI command can be tried by hand against them until Ctrl-C.
@@ -190,6 +193,7 @@ def run_demo(exportwatch: Callable[[Sequence[str]], int], template: str | None =
 
             # Notifications for people: the email text and the Slack message (see _show_people_notifications).
             ok &= _show_people_notifications(moto.endpoint_url, stack.topic_arn, received, template_path)
+            ok &= _two_workspaces(exportwatch, moto.endpoint_url, stack, queue_url, (intercom, token))
             if keep:
                 _keep_running(env, intercom)
             return 0 if ok else 1
@@ -311,6 +315,134 @@ def _show_people_notifications(endpoint_url: str, topic_arn: str, received: list
             ok &= kept_ok and not outcome.succeeded and not leaked
     _say("every outcome has an email text and reached Slack" if ok else "some Slack post is missing")
     return ok
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Two workspaces: a second emulator (workspace `eu`, its own token and port), a week of backfill in each, polled
+# until every window is archived; then the ledger, the tokens, the one-export rule and the notifications checked.
+# ------------------------------------------------------------------------------------------------------------
+
+WORKSPACE_ROUNDS = 12  # a week is 7 windows a workspace, one a round (the retry starts in the same round)
+
+
+def _two_workspaces(
+    exportwatch: Callable[[Sequence[str]], int],
+    endpoint_url: str,
+    stack: Any,
+    queue_url: str,
+    default: tuple[Any, str],
+) -> bool:
+    from exportwatch_local.emulator import IntercomEmulator
+    from exportwatch_local.localstack import aws_client, receive_notifications
+
+    today = datetime.now(UTC).date()
+    since, until = today - timedelta(days=7), today - timedelta(days=1)
+    eu_token = "demo-eu-" + secrets.token_urlsafe(24)
+    secret_name = "exportwatch/intercom-token-eu-" + secrets.token_hex(3)
+    _heading("two workspaces: a week of backfill to a complete ledger")
+    with IntercomEmulator(token=eu_token, workspace="eu") as eu:
+        emulators: dict[str, tuple[Any, str]] = {"default": default, "eu": (eu, eu_token)}
+        creates_before = {name: len(emu.creates) for name, (emu, _) in emulators.items()}
+        for emu, _ in emulators.values():
+            # Exports ready at their first status call keep the demo short (Intercom takes minutes).
+            emu.set_create_scenario("completed", steps=["completed"])
+        eu.queue_create_scenarios(("failed", {"steps": ["failed"]}))
+        _say(f"Intercom emulator for workspace eu: {eu.base_url} (its own token; its first export will fail)")
+        aws_client("secretsmanager", endpoint_url).create_secret(Name=secret_name, SecretString=eu_token)
+        _say(f"eu's token is in Secrets Manager as {secret_name}")
+        ok = _cli(exportwatch, "workspace", "add", "eu", "--api-url", eu.base_url, "--token-secret", secret_name)
+        ok &= _cli(exportwatch, "workspace", "list")
+        for name in emulators:
+            ok &= _cli(exportwatch, "backfill", "--workspace", name, "--since", str(since), "--until", str(until))
+        ledger = _ledger(stack.table_name)
+        for round_no in range(1, WORKSPACE_ROUNDS + 1):
+            _say(f"$ exportwatch poll --all    # round {round_no}")
+            exportwatch(["poll", "--all"])
+            if all(w.state.value == "archived" for name in emulators for w in ledger.windows(name)):
+                break
+        ok &= _cli(exportwatch, "coverage")
+        notes = receive_notifications(endpoint_url, queue_url, timeout=5)  # the earlier ones have no window
+        _heading("check: two workspaces")
+        for name, (emu, own_token) in emulators.items():
+            windows = ledger.windows(name)
+            ok &= _check_ledger(name, windows, since, until)
+            ok &= _check_emulator(name, emu, own_token, windows, emu.creates[creates_before[name] :])
+        ok &= _check_window_notes(notes, {name: ledger.windows(name) for name in emulators})
+    default[0].set_create_scenario("completed")  # as before this section, for `--keep`'s sandbox
+    _say("a week in each workspace archived, no gaps, tokens kept apart" if ok else "the two-workspace run is BAD")
+    return ok
+
+
+def _cli(exportwatch: Callable[[Sequence[str]], int], *argv: str) -> bool:
+    """Show and run one command; it must exit 0."""
+    _say("$ exportwatch " + " ".join(shlex.quote(a) for a in argv))
+    code = exportwatch(list(argv))
+    if code:
+        _say(f"  BAD: exit code {code}")
+    return code == 0
+
+
+def _check_ledger(name: str, windows: list[Any], since: Any, until: Any) -> bool:
+    """Every window archived, and together they cover since..until with no gap and no overlap."""
+    from exportwatch.windows import DAY
+
+    expected, holes = since, []
+    for window in sorted(windows, key=lambda w: w.span.start):
+        if window.span.start != expected:
+            holes.append(f"{expected} (next window starts {window.span.start})")
+        expected = window.span.end + DAY
+    if expected != until + DAY:
+        holes.append(f"{expected}..{until} (after the last window)")
+    not_archived = [f"{w.span.label()} {w.state.value}" for w in windows if w.state.value != "archived"]
+    retried = [f"{w.span.label()} (attempts {w.attempts})" for w in windows if w.attempts > 1]
+    good = not holes and not not_archived and bool(windows)
+    detail = f"{len(windows)} windows {since}..{until}, all archived, no gap"
+    if retried:
+        detail += f"; retried: {', '.join(retried)}"
+    if not good:
+        detail = f"gaps: {', '.join(holes) or 'none'}; not archived: {', '.join(not_archived) or 'none'}"
+    _say(f"{'ok ' if good else 'BAD'} {name}: ledger: {detail}")
+    return good
+
+
+def _check_emulator(name: str, emulator: Any, own_token: str, windows: list[Any], creates: list[Any]) -> bool:
+    """Only its own token reached it, one export at a time, and each create asked for a window's exact range."""
+    foreign = emulator.tokens_seen() - {own_token}
+    peak = emulator.peak_active_exports
+    ranges = {(w.span.first_second, w.span.last_second) for w in windows}
+    made = [c for c in creates if c.status_code == 200]
+    odd = [c for c in made if (c.created_at_after, c.created_at_before) not in ranges]
+    good = not foreign and peak <= 1 and not odd and len(made) == sum(w.attempts for w in windows)
+    _say(
+        f"{'ok ' if good else 'BAD'} {name}: emulator: {len(foreign)} foreign token(s), at most {peak} export(s) "
+        "active at once, "
+        f"{len(made)} creates, each one window's first..last second" + (f" ({len(odd)} NOT)" if odd else "")
+    )
+    return good
+
+
+def _check_window_notes(notes: list[Any], windows: dict[str, list[Any]]) -> bool:
+    """One export.completed per window, carrying its workspace (body and attribute) and its days; the failed
+    first attempt that was retried announced nothing."""
+    got: dict[tuple[str, str], list[str]] = {}
+    for note in notes:
+        body = note.body if isinstance(note.body, dict) else {}
+        if "window_start" in body and body.get("workspace") == note.attributes.get("workspace"):
+            got.setdefault((str(body["workspace"]), str(body["window_start"])), []).append(str(body.get("event")))
+    want = {(name, w.span.start.isoformat()): ["export.completed"] for name, ws in windows.items() for w in ws}
+    good = got == want
+    _say(
+        f"{'ok ' if good else 'BAD'} notifications: {sum(len(v) for v in got.values())} for {len(want)} windows, "
+        "one export.completed each with its workspace and window; the retried attempt announced nothing"
+    )
+    return good
+
+
+def _ledger(table: str) -> Any:
+    from exportwatch.ledger import LedgerStore
+    from exportwatch.wiring import aws_clients
+
+    return LedgerStore(aws_clients()["dynamodb"], table)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from exportwatch.config import DEFAULT_API_URL, StoreSettings
 from exportwatch.ledger import LedgerStore, Window
 from exportwatch.model import iso, utcnow
 from exportwatch.safetext import one_line
-from exportwatch.windows import DAY, MAX_BACKFILL_DAYS, Span, WindowState, parse_day, plan, yesterday
+from exportwatch.schedule import cover_days
+from exportwatch.windows import DAY, MAX_BACKFILL_DAYS, Span, WindowState, parse_day, yesterday
 from exportwatch.workspaces import (
     DEFAULT_WORKSPACE,
     SECRET_ID_RE,
@@ -29,7 +30,7 @@ from exportwatch.workspaces import (
     validate_secret_id,
     validate_window_days,
 )
-from exportwatch_local.cli import EXIT_OK, UsageError, _settings
+from exportwatch_local.clibase import EXIT_OK, UsageError, settings_for
 
 _SECRETS_NOTE = "the poller reads it only if its name starts with the stack's WorkspaceTokenSecretPrefix"
 
@@ -64,7 +65,7 @@ def add_parsers(sub: Any) -> None:
 def _ledger() -> LedgerStore:
     from exportwatch.wiring import aws_clients
 
-    settings = _settings(StoreSettings)
+    settings = settings_for(StoreSettings)
     return LedgerStore(aws_clients(services=("dynamodb",))["dynamodb"], settings.jobs_table)
 
 
@@ -112,7 +113,7 @@ def _add(args: argparse.Namespace) -> int:
     )
     from exportwatch.wiring import aws_clients
 
-    settings = _settings(StoreSettings)
+    settings = settings_for(StoreSettings)
     clients = aws_clients(services=("dynamodb", "secretsmanager"))
     _check_secret_exists(clients["secretsmanager"], workspace.token_secret)
     created = LedgerStore(clients["dynamodb"], settings.jobs_table).put_workspace(workspace, iso(utcnow()))
@@ -215,12 +216,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     now = iso(utcnow())
     if name == DEFAULT_WORKSPACE:
         ledger.ensure_workspace_state(name, now)
-    existing = ledger.windows(name)
     # A failed window in the range gets a fresh set of attempts; every other window keeps its days.
-    retried = [w for w in existing if w.state is WindowState.FAILED and w.span.end >= since and w.span.start <= until]
-    requeued = sum(1 for w in retried if ledger.requeue_failed(w, now))
-    covered = [w.span for w in existing if w.state.covers or w in retried]
-    queued = ledger.queue(name, plan(covered, since, until, window_days), now) + requeued
+    cover = cover_days(ledger, name, Span(since, until), window_days, now)
+    queued, requeued = cover.queued, cover.requeued
     ledger.make_due(name)
     days = (until - since).days + 1
     again = f", {requeued} of them failed before" if requeued else ""

@@ -35,6 +35,7 @@ from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, ReceivedNotification, aws_client, receive_notifications
 from support.digests import emulator_digest, object_digest
 from support.outcomes import item
+from support.readback import archive_key, keys_of_job
 
 MiB = 1024 * 1024
 _EXPORTWATCH = Path(sys.executable).with_name("exportwatch")  # the console script in the venv
@@ -262,12 +263,10 @@ class FaultHarness:
 
     def key(self, job_id: str) -> str:
         ext = _EXTENSIONS[self.expected[job_id].body_format]
-        return f"{self.settings.export_prefix}{job_id}.{ext}"
+        return archive_key(self.stack, job_id, ext, self.settings.export_prefix)
 
     def objects_for(self, job_id: str) -> list[str]:
-        s3 = aws_client("s3", self.stack.endpoint_url)
-        resp = s3.list_objects_v2(Bucket=self.stack.bucket, Prefix=f"{self.settings.export_prefix}{job_id}.")
-        return [o["Key"] for o in resp.get("Contents", [])]
+        return keys_of_job(self.stack, job_id, self.settings.export_prefix)
 
     def uploads(self) -> list[dict[str, Any]]:
         """Multipart uploads started and neither completed nor aborted."""
@@ -312,7 +311,7 @@ class FaultHarness:
         all_keys, items = self._all_keys(), self._all_items()
         verdicts = []
         for job_id, expect in self.expected.items():
-            keys = [k for k in all_keys if k.startswith(f"{self.settings.export_prefix}{job_id}.")]
+            keys = [k for k in all_keys if k.rsplit("/", 1)[-1].startswith(f"{job_id}.")]
             object_problem: str | None = None
             if expect.event == "export.completed":
                 if keys != [self.key(job_id)]:

@@ -18,6 +18,7 @@ from exportwatch.poll import Poller, run_cycle
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, MotoServer, aws_client, receive_notifications
 from support.digests import emulator_digest, object_digest, s3_client
+from support.readback import archive_key
 from support.tracking import track
 
 MiB = 1024 * 1024
@@ -47,7 +48,7 @@ def test_copy_is_byte_exact(
 
     assert summary.events == {"export.completed": 1}
     size, sha, head = emulator_digest(emulator, job_id)
-    key = f"intercom-exports/{job_id}.{ext}"
+    key = archive_key(stack, job_id, ext)
     got_size, got_sha, obj = object_digest(stack, key)
     assert (got_size, got_sha) == (size, sha)
     assert sniff(head) == content_type
@@ -66,7 +67,7 @@ def test_multipart_sized_export_lands_intact(poller: Poller, emulator: IntercomE
     summary = run_cycle(poller)
 
     assert summary.events == {"export.completed": 1}
-    key = f"intercom-exports/{job_id}.zip"
+    key = archive_key(stack, job_id, "zip")
     size, sha, obj = object_digest(stack, key)
     assert size == BIG
     assert (size, sha) == emulator_digest(emulator, job_id)[:2]
@@ -101,11 +102,11 @@ def test_broken_download_leaves_nothing_and_is_retried(
     else:
         job_id = emulator.add_job(scenario, size_bytes=size_bytes, reset_downloads=1)
     track(poller, job_id)
-    key = f"intercom-exports/{job_id}.zip"
     calls: list[str] = []
     poller.s3.meta.events.register("after-call.s3", lambda model, **_: calls.append(model.name))
 
     first = run_cycle(poller)
+    key = archive_key(stack, job_id, "zip")
 
     [result] = first.results
     assert (result.action, result.state, result.event) == ("retry", "watching", None)
@@ -178,7 +179,7 @@ def test_content_length_mismatch_is_refused(scratch: Scratch, part_size: int, an
             expected_length=len(data) + announced,
             settings=CopySettings(part_size=part_size),
         )
-    key = f"intercom-exports/{job_id}.zip"
+    key = f"intercom-exports/{job_id}.zip"  # copy_to_s3's own key: the prefix it is given, the id, the extension
     assert scratch.s3.list_objects_v2(Bucket=scratch.bucket, Prefix=key)["KeyCount"] == 0
     uploads = scratch.s3.list_multipart_uploads(Bucket=scratch.bucket, Prefix=key).get("Uploads", [])
     assert uploads == [], "an incomplete multipart upload was left behind"

@@ -36,7 +36,7 @@ from support.outcomes import (
     one_note,
     result_for,
 )
-from support.readback import drain
+from support.readback import archive_key, drain
 from support.tracking import track
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -95,7 +95,7 @@ def test_completed_is_copied_and_announced(
     assert len([r for r in emulator.requests_for(job_id) if r.path.startswith("/download/")]) == 1
     body = assert_contract(one_note(stack, subscriber), "export.completed", job_id, intercom_status)
 
-    key = f"intercom-exports/{job_id}.{ext}"
+    key = archive_key(stack, job_id, ext)
     assert body["s3_uri"] == f"s3://{stack.bucket}/{key}"
     s3 = aws_client("s3", stack.endpoint_url)
     obj = s3.get_object(Bucket=stack.bucket, Key=key)

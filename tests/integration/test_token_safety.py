@@ -18,6 +18,7 @@ from exportwatch_local import cli
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
 from support.foreign import ForeignServer
+from support.readback import archive_key
 from support.tracking import track
 
 # A second origin that records what reaches it: the `foreign` fixture (support.foreign, see conftest.py).
@@ -201,7 +202,7 @@ def test_redirect_to_another_origin_drops_credentials(
     assert all(r.headers.get("Authorization") == f"Bearer {token}" and r.headers.get("Intercom-Version") for r in own)
     assert summary.events == {"export.completed": 1}
     s3 = aws_client("s3", stack.endpoint_url)
-    assert s3.get_object(Bucket=stack.bucket, Key=f"intercom-exports/{job_id}.zip")["Body"].read() == foreign.body
+    assert s3.get_object(Bucket=stack.bucket, Key=archive_key(stack, job_id, "zip"))["Body"].read() == foreign.body
     [note] = receive_notifications(stack.endpoint_url, subscriber, expect=1, timeout=5)
     assert note.body["event"] == "export.completed"
 

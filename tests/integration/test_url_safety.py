@@ -27,6 +27,7 @@ from exportwatch.wiring import build_poller
 from exportwatch_local.emulator import IntercomEmulator, RecordedRequest
 from exportwatch_local.localstack import LocalStack, aws_client, receive_notifications
 from support.digests import emulator_digest, object_digest
+from support.readback import archive_key
 from support.tracking import track
 
 P = "/download/content/data/{job}"
@@ -347,7 +348,7 @@ def test_a_gzip_content_encoding_is_stored_byte_for_byte_never_decoded(
     assert job is not None and job.state is JobState.COMPLETED, job.last_error
     size, sha, head = emulator_digest(emulator, job_id)
     assert head[:2] == b"\x1f\x8b"  # gzip bytes on the wire, under a Content-Encoding: gzip header
-    assert object_digest(stack, f"intercom-exports/{job_id}.gz")[:2] == (size, sha)
+    assert object_digest(stack, archive_key(stack, job_id, "gz"))[:2] == (size, sha)
     assert job.sha256 == sha
 
 

@@ -212,7 +212,7 @@ def test_a_failed_warning_publish_is_retried_next_cycle_once(
 
     assert second.events == {warning: 1}
     note = one_note(stack, subscriber)
-    assert note.attributes == {"event": warning, "job_identifier": job_id}
+    assert note.attributes == {"event": warning, "job_identifier": job_id, "workspace": "default"}
     field = "warned_stuck_at" if warning == "export.stuck" else "warned_expiring_at"
     assert item(stack, job_id)[field] == note.body["occurred_at"]
 

@@ -17,15 +17,22 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
+
+from botocore.exceptions import ClientError
 
 from exportwatch.archive import CopyResult, RawStream, archive_folder, sniff
 from exportwatch.config import Settings
 from exportwatch.intercom import DownloadGone, Outcome, StatusReport
+from exportwatch.ledger import Window, WorkspaceRecord, window_key
 from exportwatch.model import ArchivedCopy, Job, from_epoch, iso
 from exportwatch.notifier import Notification
 from exportwatch.poll import Poller
+from exportwatch.ports import ExportSource
+from exportwatch.sources import UnknownWorkspace
 from exportwatch.store import LeaseLost
+from exportwatch.windows import Span, WindowState
+from exportwatch.workspaces import Workspace
 
 ZIP_BYTES = b"PK\x03\x04" + b"export" * 100
 
@@ -190,6 +197,11 @@ class FakeSource:
         self.downloads: list[str] = []
         self.token_error: Exception | None = None
         self.during_status: Callable[[str], None] | None = None  # runs inside each status call
+        # create(): each call's range, and what the next calls answer (a StatusReport) or raise (ActiveJobExists,
+        # RateLimited, Unauthorized...); unscripted, a new pending export `{create_prefix}{n}`.
+        self.created: list[tuple[int, int]] = []
+        self.creates: list[StatusReport | Exception] = []
+        self.create_prefix = "exp-"
 
     def answer(self, job_id: str, *answers: StatusReport | Exception) -> None:
         self.answers[job_id] = list(answers)
@@ -220,6 +232,15 @@ class FakeSource:
         if isinstance(data, Exception):
             raise data
         yield FakeDownload({"Content-Length": str(len(data))}, _Raw(data))
+
+    def create(self, created_at_after: int, created_at_before: int) -> StatusReport:
+        self.created.append((created_at_after, created_at_before))
+        if self.creates:
+            answer = self.creates.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        return report(f"{self.create_prefix}{len(self.created)}", "pending")
 
 
 # -- the archive --------------------------------------------------------------------------------------------------
@@ -314,3 +335,313 @@ class Rig:
         url = self.source.download_url_for(job_id)
         self.source.files[url] = data
         return url
+
+
+# -- workspaces and windows (issue 10) ----------------------------------------------------------------------------
+
+
+class FakeSources:
+    """ports.ExportSources: one FakeSource per workspace (`default` included when given); `single` is what
+    single() answers (True: `default` is alone, so a rate limit or a refused token stops the whole cycle)."""
+
+    def __init__(self, sources: dict[str, FakeSource] | None = None, *, single: bool = False) -> None:
+        self.sources: dict[str, FakeSource] = dict(sources or {})
+        self.is_single = single
+        self.asked: list[str] = []
+
+    def add(self, name: str) -> FakeSource:
+        """A new FakeSource for workspace `name`, its created exports named `{name}-{n}` (unique across sources)."""
+        source = FakeSource()
+        source.create_prefix = f"{name}-"
+        self.sources[name] = source
+        return source
+
+    def source_for(self, workspace: str) -> ExportSource:
+        self.asked.append(workspace)
+        source = self.sources.get(workspace)
+        if source is None:
+            raise UnknownWorkspace(workspace)
+        return source
+
+    def single(self) -> bool:
+        return self.is_single
+
+
+def _conditional_failure(operation: str, why: str) -> ClientError:
+    """What LedgerStore's transactions raise when a condition fails (nothing was written)."""
+    return ClientError(
+        {"Error": {"Code": "TransactionCanceledException", "Message": f"Transaction cancelled: {why}"}},
+        operation,
+    )
+
+
+@dataclass
+class FakeWorkspaceRow:
+    """A workspace record: its configuration (None for `default`) and the scheduler's state."""
+
+    config: Workspace | None
+    next_check_at: int = 0
+    lease_owner: str | None = None
+    lease_until: int | None = None
+    active_job: str | None = None
+    active_window: str | None = None
+    daily_through: date | None = None
+
+
+@dataclass
+class FakeWindowRow:
+    """A window record: the Window read back, and what the ledger keeps beside it."""
+
+    window: Window
+    size_bytes: int | None = None
+    sha256: str | None = None
+    queued_at: str | None = None
+    updated_at: str | None = None
+
+
+class FakeLedger:
+    """ports.Ledger in memory, with LedgerStore's conditions:
+
+    - claim_workspace: the record exists, its lease is free or lapsed (lease_until < now), and it is due by `due_by`
+    - release_workspace, clear_active, note_error, make_due: conditional updates that do nothing when the condition
+      fails (the lease is someone else's; the window is not queued; no record)
+    - start: one transaction (job not tracked yet, window queued, lease ours and no active export) that tracks the job
+      in `repo`, makes the window running and the workspace active; finish: one transaction (window running, lease
+      ours and the active job the window's); either raises ClientError and writes nothing when a condition fails
+    - queue: a window whose key (workspace, first day) exists is left as it is; oldest_queued: the queued window of
+      the workspace with the smallest first second
+
+    `writes` lists every write that happened, in order; `before_write(operation, workspace)` runs before each
+    conditional write (a test takes a lease over there); `fail_on[operation]` makes that call raise (once).
+    """
+
+    def __init__(self, repo: FakeRepository | None = None) -> None:
+        self.repo = repo if repo is not None else FakeRepository()
+        self.workspace_rows: dict[str, FakeWorkspaceRow] = {}
+        self.window_rows: dict[str, FakeWindowRow] = {}
+        self.writes: list[str] = []
+        self.before_write: Callable[[str, str], None] | None = None
+        self.fail_on: dict[str, Exception] = {}
+        self._lock = threading.RLock()
+
+    # -- test helpers
+
+    def add_workspace(self, ws: Workspace | str) -> FakeWorkspaceRow:
+        """A registered workspace (or, by name, a scheduler-state record such as `default`'s), due now."""
+        config = None if isinstance(ws, str) else ws
+        name = ws if isinstance(ws, str) else ws.name
+        row = self.workspace_rows[name] = FakeWorkspaceRow(config=config)
+        return row
+
+    def take_over(self, name: str, owner: str, until: int = 2**40) -> None:
+        """Another poller takes the workspace's lease (ours lapsed, as it sees it)."""
+        with self._lock:
+            row = self.workspace_rows[name]
+            row.lease_owner, row.lease_until = owner, until
+
+    def row(self, name: str) -> FakeWorkspaceRow:
+        return self.workspace_rows[name]
+
+    def window(self, workspace: str, start: date) -> Window:
+        return self.window_rows[window_key(workspace, start)].window
+
+    def states(self, workspace: str) -> list[tuple[str, str]]:
+        """(label, state) of a workspace's windows, oldest first."""
+        return [(w.span.label(), w.state.value) for w in self.windows(workspace)]
+
+    def record(self, name: str) -> WorkspaceRecord:
+        row = self.workspace_rows[name]
+        return WorkspaceRecord(
+            name=name,
+            config=row.config,
+            active_job=row.active_job,
+            active_window=row.active_window,
+            daily_through=row.daily_through,
+            next_check_at=row.next_check_at,
+        )
+
+    def _hook(self, operation: str, workspace: str) -> None:
+        failure = self.fail_on.pop(operation, None)
+        if failure is not None:
+            raise failure
+        if self.before_write is not None:
+            self.before_write(operation, workspace)
+
+    # -- Ledger: workspaces
+
+    def due_workspaces(self, due_by: int | None) -> list[str]:
+        with self._lock:
+            return [n for n, r in self.workspace_rows.items() if due_by is None or r.next_check_at <= due_by]
+
+    def claim_workspace(
+        self, name: str, owner: str, now: int, lease_seconds: int, due_by: int | None
+    ) -> WorkspaceRecord | None:
+        self._hook("claim_workspace", name)
+        with self._lock:
+            row = self.workspace_rows.get(name)
+            if row is None or (row.lease_until is not None and row.lease_until >= now):
+                return None
+            if due_by is not None and row.next_check_at > due_by:
+                return None
+            row.lease_owner, row.lease_until = owner, now + lease_seconds
+            return self.record(name)
+
+    def release_workspace(self, name: str, owner: str, next_check_at: int, daily_through: date | None) -> None:
+        self._hook("release_workspace", name)
+        with self._lock:
+            row = self.workspace_rows.get(name)
+            if row is None or row.lease_owner != owner:
+                return
+            row.next_check_at = int(next_check_at)
+            if daily_through is not None:
+                row.daily_through = daily_through
+            row.lease_owner, row.lease_until = None, None
+            self.writes.append(f"release {name}")
+
+    def ensure_workspace_state(self, name: str, now: str) -> None:
+        with self._lock:
+            if name not in self.workspace_rows:
+                self.workspace_rows[name] = FakeWorkspaceRow(config=None)
+                self.writes.append(f"ensure {name}")
+
+    def make_due(self, name: str) -> None:
+        self._hook("make_due", name)
+        with self._lock:
+            row = self.workspace_rows.get(name)
+            if row is not None:
+                row.next_check_at = 0
+                self.writes.append(f"make_due {name}")
+
+    # -- Ledger: windows
+
+    def windows(self, workspace: str) -> list[Window]:
+        with self._lock:
+            found = [r.window for r in self.window_rows.values() if r.window.workspace == workspace]
+        return sorted(found, key=lambda w: w.span)
+
+    def get_window(self, key: str) -> Window | None:
+        with self._lock:
+            row = self.window_rows.get(key)
+            return None if row is None else row.window
+
+    def queue(self, workspace: str, spans: list[Span], now: str) -> int:
+        queued = 0
+        with self._lock:
+            for span in spans:
+                key = window_key(workspace, span.start)
+                if key in self.window_rows:
+                    continue
+                window = Window(key=key, workspace=workspace, span=span, state=WindowState.QUEUED)
+                self.window_rows[key] = FakeWindowRow(window, queued_at=now, updated_at=now)
+                self.writes.append(f"queue {workspace} {span.label()}")
+                queued += 1
+        return queued
+
+    def requeue_failed(self, window: Window, now: str) -> bool:
+        with self._lock:
+            stored = self.window_rows.get(window.key)
+            if stored is None or stored.window.state is not WindowState.FAILED:
+                return False
+            stored.window = replace(stored.window, state=WindowState.QUEUED, round_attempts=0)
+            stored.updated_at = now
+            self.writes.append(f"requeue {window.workspace} {window.span.label()}")
+            return True
+
+    def oldest_queued(self, workspace: str) -> Window | None:
+        with self._lock:
+            queued = [
+                r.window
+                for r in self.window_rows.values()
+                if r.window.workspace == workspace and r.window.state is WindowState.QUEUED
+            ]
+        return min(queued, key=lambda w: w.span.first_second, default=None)
+
+    def start(self, name: str, owner: str, window: Window, job: Job, now: str) -> None:
+        self._hook("start", name)
+        with self._lock:
+            row, stored = self.workspace_rows.get(name), self.window_rows.get(window.key)
+            if job.job_identifier in self.repo.jobs:
+                raise _conditional_failure("TransactWriteItems", f"job {job.job_identifier} is tracked already")
+            if stored is None or stored.window.state is not WindowState.QUEUED:
+                raise _conditional_failure("TransactWriteItems", f"window {window.key} is not queued")
+            if row is None or row.lease_owner != owner or row.active_job is not None:
+                raise _conditional_failure("TransactWriteItems", f"workspace {name}: not our lease, or an active job")
+            self.repo.add(job)
+            w = stored.window
+            stored.window = replace(
+                w,
+                state=WindowState.RUNNING,
+                export_job=job.job_identifier,
+                attempts=w.attempts + 1,
+                round_attempts=w.round_attempts + 1,
+                last_error=None,
+            )
+            stored.updated_at = now
+            row.active_job, row.active_window = job.job_identifier, window.key
+            self.writes.append(f"start {name} {w.span.label()} {job.job_identifier}")
+
+    def finish(self, name: str, owner: str, window: Window, state: WindowState, job: Job | None, now: str) -> None:
+        self._hook("finish", name)
+        with self._lock:
+            row, stored = self.workspace_rows.get(name), self.window_rows.get(window.key)
+            if stored is None or stored.window.state is not WindowState.RUNNING:
+                raise _conditional_failure("TransactWriteItems", f"window {window.key} is not running")
+            if row is None or row.lease_owner != owner or row.active_job != (window.export_job or ""):
+                raise _conditional_failure("TransactWriteItems", f"workspace {name}: not our lease or not its job")
+            w = replace(stored.window, state=state)
+            if job is not None and state is WindowState.ARCHIVED:
+                w = replace(w, s3_uri=job.s3_uri)
+                stored.size_bytes, stored.sha256 = job.size_bytes, job.sha256
+            error = None if job is None else job.outcome_reason
+            if state in (WindowState.QUEUED, WindowState.FAILED) and error:
+                w = replace(w, last_error=error[:500])
+            stored.window, stored.updated_at = w, now
+            row.active_job, row.active_window = None, None
+            self.writes.append(f"finish {name} {w.span.label()} {state.value}")
+
+    def note_error(self, window: Window, error: str, now: str) -> None:
+        self._hook("note_error", window.workspace)
+        with self._lock:
+            stored = self.window_rows.get(window.key)
+            if stored is None or stored.window.state is not WindowState.QUEUED:
+                return
+            stored.window, stored.updated_at = replace(stored.window, last_error=error[:500]), now
+            self.writes.append(f"note_error {window.workspace} {window.span.label()}")
+
+    def clear_active(self, name: str, owner: str) -> None:
+        self._hook("clear_active", name)
+        with self._lock:
+            row = self.workspace_rows.get(name)
+            if row is None or row.lease_owner != owner:
+                return
+            row.active_job, row.active_window = None, None
+            self.writes.append(f"clear_active {name}")
+
+
+@dataclass
+class LedgerRig(Rig):
+    """A Rig whose Poller also schedules: a FakeLedger over the same FakeRepository, and FakeSources (`default` is
+    the Rig's own source)."""
+
+    sources: FakeSources = field(default_factory=FakeSources)
+    ledger: FakeLedger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ledger = FakeLedger(self.repo)
+        self.sources.sources.setdefault("default", self.source)
+
+    def poller(self) -> Poller:
+        return replace(super().poller(), sources=self.sources, ledger=self.ledger)
+
+    def workspace(self, name: str, *, daily_start: date | None = None, window_days: int = 1) -> FakeSource:
+        """Register workspace `name` on Intercom's EU host (its own secret) and give it a FakeSource."""
+        ws = Workspace(
+            name=name,
+            api_url="https://api.eu.intercom.io",
+            token_secret=f"exportwatch/{name}-token",
+            daily=daily_start is not None,
+            start=daily_start,
+            window_days=window_days,
+        )
+        self.ledger.add_workspace(ws)
+        return self.sources.add(name)

@@ -62,7 +62,7 @@ def assert_contract(note: ReceivedNotification, event: str, job_id: str, interco
     assert body["job_identifier"] == job_id
     assert body["intercom_status"] == intercom_status
     assert ISO_Z.match(body["occurred_at"]), body["occurred_at"]
-    assert note.attributes == {"event": event, "job_identifier": job_id}
+    assert note.attributes == {"event": event, "job_identifier": job_id, "workspace": "default"}
     subject = note.subject
     assert subject is not None and subject.startswith("exportwatch: export ") and job_id in subject
     assert subject.isascii() and "\n" not in subject and len(subject) <= 100

@@ -62,3 +62,20 @@ def rate_limited_status_calls(emulator: IntercomEmulator, job_ids: Iterable[str]
 def calls_per_window(emulator: IntercomEmulator, window_seconds: float) -> Counter[int]:
     """Every API call Intercom received, by the emulator's aligned rate-limit window it fell in."""
     return Counter(math.floor(r.time / window_seconds) for r in emulator.requests)
+
+
+def archive_key(stack: LocalStack, job_id: str, ext: str, prefix: str = "intercom-exports/") -> str:
+    """Where docs/archive.md says a job's export lands: {prefix}{workspace}/content/dt=YYYY-MM-DD/{job_id}.{ext}, the
+    day being the window's first day or, for a job tracked by hand, the UTC day it was first seen completed (read
+    from the table: when that happened is the code's to record, where it goes is the layout's)."""
+    item = raw_item(stack, job_id)
+    day = str(item.get("window_start") or str(item.get("completed_seen_at", ""))[:10])
+    return f"{prefix}{item.get('workspace', 'default')}/content/dt={day}/{job_id}.{ext}"
+
+
+def keys_of_job(stack: LocalStack, job_id: str, prefix: str = "intercom-exports/") -> list[str]:
+    """Every object in the bucket, under `prefix`, whose file name is the job's id plus an extension."""
+    s3 = aws_client("s3", stack.endpoint_url)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket, Prefix=prefix)
+    keys = (o["Key"] for page in pages for o in page.get("Contents", []))
+    return [k for k in keys if k.rsplit("/", 1)[-1].startswith(f"{job_id}.")]

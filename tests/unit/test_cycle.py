@@ -42,9 +42,8 @@ def test_a_completed_export_is_copied_checkpointed_published_and_settled(rig: Ri
     assert rig.archive.objects == {"intercom-exports/default/content/dt=2027-01-15/done1.zip": ZIP_BYTES}
     assert rig.source.downloads == [rig.source.download_url_for("done1")]
     [note] = rig.publisher.published
-    assert note.body["s3_uri"] == "s3://archive/intercom-exports/default/content/dt=2027-01-15/done1.zip" and note.body["size_bytes"] == len(
-        ZIP_BYTES
-    )
+    assert note.body["s3_uri"] == "s3://archive/intercom-exports/default/content/dt=2027-01-15/done1.zip"
+    assert note.body["size_bytes"] == len(ZIP_BYTES)
     job = rig.repo.get("done1")
     assert job.settled and job.lease_owner is None and job.notified_at == iso(from_epoch(rig.now))
     assert summary.to_dict()["actions"] == {"copied": 1} and summary.stop_reason is None

@@ -84,7 +84,7 @@ from exportwatch.ports import ArchiveSink, ExportSource, ExportSources, JobRepos
 from exportwatch.results import Action, CycleSummary, JobResult, StopReason
 from exportwatch.safetext import one_line
 from exportwatch.schedule import Scheduler
-from exportwatch.sources import DefaultOnly, UnknownWorkspace
+from exportwatch.sources import DefaultOnly, UnknownWorkspace, WithDefault
 from exportwatch.store import LeaseLost
 from exportwatch.windows import announced, judge
 from exportwatch.workspaces import DEFAULT_WORKSPACE
@@ -117,7 +117,7 @@ class Poller:
     default_state_ready: bool = False  # the default workspace's scheduler record exists (its daily schedule is on)
 
     def export_sources(self) -> ExportSources:
-        return self.sources if self.sources is not None else DefaultOnly(self.intercom)
+        return WithDefault(self.intercom, self.sources if self.sources is not None else DefaultOnly(self.intercom))
 
     def archive_sink(self) -> ArchiveSink:
         if self.archive is not None:

@@ -37,6 +37,7 @@ from exportwatch.safetext import one_line
 from exportwatch.sources import UnknownWorkspace
 from exportwatch.windows import (
     MAX_QUEUED_PER_PASS,
+    Span,
     WindowResult,
     WindowState,
     daily_range,
@@ -196,13 +197,12 @@ class Scheduler:
         days = daily_range(config.start, record.daily_through, yesterday(now), config.window_days)
         if days is None:
             return 0, None
-        covered = [w.span for w in self.ledger.windows(record.name) if w.state.covers]
-        spans = plan(covered, days[0], days[1], config.window_days, limit=MAX_QUEUED_PER_PASS)
-        through = spans[-1].end if len(spans) >= MAX_QUEUED_PER_PASS else days[1]
-        queued = self.ledger.queue(record.name, spans, iso(from_epoch(now)))
-        if queued:
-            log.info("workspace %s: queued %d daily window(s) up to %s", record.name, queued, through)
-        return queued, through
+        cover = cover_days(
+            self.ledger, record.name, Span(*days), config.window_days, iso(from_epoch(now)), MAX_QUEUED_PER_PASS
+        )
+        if cover.queued:
+            log.info("workspace %s: queued %d daily window(s) up to %s", record.name, cover.queued, cover.through)
+        return cover.queued, cover.through
 
     def _start(self, name: str, window: Window, now: float) -> _Step:
         """Create the window's export at Intercom and track it; a 429 leaves the window queued."""
@@ -248,6 +248,31 @@ class Scheduler:
             )
         log.info("workspace %s: started export %s for window %s (attempt %d)", name, job_id, label, job.window_attempt)
         return _Step(replace(base, detail=f"attempt {job.window_attempt}", job_identifier=job_id), active=True)
+
+
+@dataclass(frozen=True)
+class Cover:
+    queued: int  # windows queued, failed ones queued again included
+    requeued: int  # of which failed windows given a fresh set of attempts
+    through: date  # the last day now covered (short of the range's end when `limit` stopped it)
+
+
+def cover_days(
+    ledger: Ledger, workspace: str, days: Span, window_days: int, now: str, limit: int | None = None
+) -> Cover:
+    """Queue what it takes for every day of `days` to be covered by a window: a failed window there is queued again
+    (a fresh set of attempts, its own days), and the days no window covers are cut into new windows of at most
+    `window_days`. Windows never overlap. `backfill` and the daily schedule both queue through this."""
+    existing = ledger.windows(workspace)
+    retried = [
+        w for w in existing if w.state is WindowState.FAILED and w.span.end >= days.start and w.span.start <= days.end
+    ]
+    requeued = sum(1 for w in retried if ledger.requeue_failed(w, now))
+    covered = [w.span for w in existing if w.state.covers or w in retried]
+    spans = plan(covered, days.start, days.end, window_days, limit=limit)
+    queued = ledger.queue(workspace, spans, now) + requeued
+    through = spans[-1].end if limit is not None and len(spans) >= limit else days.end
+    return Cover(queued, requeued, through)
 
 
 def _window_state(job: Job, max_attempts: int) -> WindowState:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from exportwatch.ledger import WorkspaceRecord
-from exportwatch.ports import ExportSource
+from exportwatch.ports import ExportSource, ExportSources
 from exportwatch.workspaces import DEFAULT_WORKSPACE, Workspace
 
 REGISTRY_CACHE_SECONDS = 60.0
@@ -103,3 +103,18 @@ class DefaultOnly:
 
     def single(self) -> bool:
         return True
+
+
+class WithDefault:
+    """ports.ExportSources whose `default` is the one given (the Poller's `intercom`, which a test may replace after
+    wiring built the poller), every other workspace's from `rest`."""
+
+    def __init__(self, default: ExportSource, rest: ExportSources) -> None:
+        self._default = default
+        self._rest = rest
+
+    def source_for(self, workspace: str) -> ExportSource:
+        return self._default if workspace == DEFAULT_WORKSPACE else self._rest.source_for(workspace)
+
+    def single(self) -> bool:
+        return self._rest.single()
