@@ -36,7 +36,7 @@ def readme_commands() -> list[str]:
 
 def test_the_readme_shows_every_command() -> None:
     shown = {shlex.split(c)[1] for c in readme_commands()}
-    assert shown >= {"track", "start", "poll", "list", "cancel", "demo"}, shown
+    assert shown >= {"track", "start", "poll", "list", "cancel", "demo", "workspace", "backfill", "coverage"}, shown
 
 
 @pytest.mark.parametrize("command", readme_commands())
