@@ -44,7 +44,7 @@ help:
 	@echo "make faults   only the fault-injection suite; rewrites docs/RELIABILITY.md"
 	@echo "make lint     ruff (complexity gate C901 included), ruff format, mypy, vulture (dead code)"
 	@echo "make security checkov on template.yaml, bandit on the packages"
-	@echo "make bench    benchmarks (not part of the tests), writes bench/RESULTS.md"
+	@echo "make bench    benchmarks (not part of the tests), writes bench/RESULTS.md (BENCH=workspaces: that section alone)"
 	@echo "make build    sam build (aws-sam-cli in its own venv)"
 	@echo "make requirements  after editing a pyproject.toml: update the locks, regenerate $(LAYER_REQUIREMENTS)"
 	@echo "              (to take newer releases: make requirements UV_LOCK_FLAGS=--upgrade)"
@@ -119,7 +119,7 @@ sandbox: install
 # The bench extra on top of .venv's (a later `make install` after a lock change drops it again).
 bench: install
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(SYNC) --extra dev --extra local --extra bench
-	$(VPY) bench/run.py
+	$(VPY) bench/run.py $(if $(BENCH),--only $(BENCH))
 
 # aws-sam-cli, as $(SAM_PROJECT)/uv.lock pins it. sam build pip-installs $(LAYER_REQUIREMENTS) with the
 # python$(PYTHON_VERSION) on PATH.

@@ -15,6 +15,7 @@ import cold_start
 import copy_speed
 import idle_cycle
 import package_size
+import workspaces
 from harness import BENCH_DIR, MB, OUT_DIR, median
 
 if TYPE_CHECKING:
@@ -348,6 +349,8 @@ def all_checks(res: Results) -> list[Check]:
         checks += cold_checks(res.cold)
     if res.size:
         checks += size_checks(res.size)
+    if res.workspaces:
+        checks += workspaces_checks(res.workspaces)
     return checks
 
 
@@ -685,6 +688,8 @@ def write_markdown(res: Results, checks: list[Check]) -> None:
         lines += cold_md(res.cold)
     if res.size:
         lines += size_md(res.size)
+    if res.workspaces:
+        lines += workspaces_md(res.workspaces)
     if res.moto_rss:
         lines += [
             "## moto server memory",
@@ -696,6 +701,128 @@ def write_markdown(res: Results, checks: list[Check]) -> None:
             "",
         ]
     RESULTS_MD.write_text("\n".join(lines), encoding="utf-8")
+
+
+WORKSPACES_HEADING = "## 6. Workspaces"
+
+
+def workspaces_checks(w: workspaces.WorkspacesReport) -> list[Check]:
+    out = [
+        Check(
+            "workspaces",
+            f"{w.workspaces} workspaces, one window each: cycles until all archived",
+            f"{len(w.cycles)} cycles, {w.windows.get('archived', 0)} archived",
+            "3 (pending, in_progress, completed)",
+            len(w.cycles) / 3,
+            "-",
+            None,
+        ),
+        Check(
+            "workspaces",
+            f"{w.workspaces} workspaces: all cycles' wall time",
+            f"{w.total_s:.2f} s",
+            f"ideal {w.ideal_total_s:.2f} s",
+            w.total_s / w.ideal_total_s if w.ideal_total_s else None,
+            "-",
+            None,
+        ),
+    ]
+    for c in w.cycles:
+        out.append(
+            Check(
+                "workspaces",
+                f"{w.workspaces} workspaces: cycle {c.cycle} ({c.status_calls} status calls)",
+                f"{c.seconds:.2f} s",
+                f"ideal {c.ideal_s(w.concurrency):.2f} s",
+                c.ratio(w.concurrency),
+                "-",
+                None,
+            )
+        )
+    return out
+
+
+def workspaces_md(w: workspaces.WorkspacesReport) -> list[str]:
+    f = w.fleet
+    lines = [
+        f"{WORKSPACES_HEADING}: {w.workspaces} workspaces, one window each",
+        "",
+        f"{w.workspaces} workspaces (`default` and {w.workspaces - 1} registered), each with its own loopback Intercom "
+        "emulator (own port, own token) whose status calls answer after 50 ms; the emulators share one process "
+        "(EmulatorFleet), moto has another, the cycles run in a fresh child. Each workspace has one queued "
+        "window (yesterday, a one-day backfill). Cycles are `run_cycle(all_jobs=True)` (`exportwatch poll --all`) "
+        "back to back until every window is archived. Each export answers pending, in_progress, completed to its "
+        "first, second and third status call, so 3 cycles is the least possible. Ideal per cycle = 50 ms x "
+        f"ceil(status calls / {w.concurrency}), the same ideal as section 3: the status calls alone, perfectly "
+        "overlapped. The creates (cycle 1), the copies and the ledger writes (cycle 3) are not in the ideal: the "
+        "ratio shows what they cost. Figures for context, not targets.",
+        "",
+    ]
+    rows = [
+        [
+            str(c.cycle),
+            f"{c.seconds:.2f}",
+            f"{c.ideal_s(w.concurrency):.2f}",
+            _r(c.ratio(w.concurrency)),
+            str(c.status_calls),
+            ", ".join(f"{k} x{v}" for k, v in sorted(c.scheduler.items())) or "-",
+            ", ".join(f"{k} x{v}" for k, v in sorted(c.actions.items())) or "-",
+            ", ".join(f"{k} x{v}" for k, v in sorted(c.dynamodb_by_call.items())),
+            f"{c.dynamodb_ms:.1f}",
+            f"{c.cpu_s:.1f}",
+            str(c.archived_after),
+        ]
+        for c in w.cycles
+    ]
+    rows.append(
+        ["all", f"{w.total_s:.2f}", f"{w.ideal_total_s:.2f}",
+         _r(w.total_s / w.ideal_total_s if w.ideal_total_s else None), str(sum(c.status_calls for c in w.cycles)),
+         "", "", str(sum(c.dynamodb_calls for c in w.cycles)), "", f"{sum(c.cpu_s for c in w.cycles):.1f}",
+         str(w.windows.get("archived", 0))]
+    )  # fmt: skip
+    headers = ["cycle", "s", "ideal s", "ratio", "status calls", "scheduler (per workspace)", "jobs",
+               "DynamoDB calls", "ms per call (median)", "poller CPU s", "windows archived after"]  # fmt: skip
+    lines += _md_table(headers, rows)
+    lines += [
+        f"Setup (not timed above): {w.workspaces - 1} secrets, registry records and {w.workspaces} one-day backfills "
+        f"written in {w.setup_s:.1f} s. Emulator fleet: {w.workspaces} servers started in {f.get('start_s', 0):.2f} s, "
+        f"{f.get('rss_idle_mb', 0):.0f} MB resident when idle, {f.get('rss_end_mb', 0):.0f} MB and "
+        f"{f.get('threads_end', 0)} threads at the end: {w.workspaces} servers in one process are no problem. "
+        f"CPU over all cycles: poller {sum(c.cpu_s for c in w.cycles):.1f} s, moto {f.get('moto_cpu_s', 0):.1f} s, "
+        f"emulator fleet {f.get('fleet_cpu_s', 0):.1f} s, on {os.cpu_count()} cores shared with other work (load "
+        f"average {f.get('load_end', 0):.1f} at the end). "
+        f"Creates accepted: {f.get('creates_ok')}, refused: {f.get('creates_refused')}; the most exports active at "
+        f"once in any workspace: {f.get('peak_active_max')}; tokens seen by a workspace's emulator that were not "
+        f"its own: {f.get('foreign_tokens')}. Windows at the end: "
+        + ", ".join(f"{n} {state}" for state, n in sorted(w.windows.items()))
+        + (". Every window archived, one export at a time, tokens kept apart." if w.ok else ". **Not all good.**"),
+        "",
+        "What it means for one scheduled poller (600 s Lambda timeout): docs/scaling.md.",
+        "",
+    ]
+    return lines
+
+
+def splice_workspaces(res: Results) -> None:
+    """Replace (or add) section 6 of RESULTS.md, leaving every other section as the last full run wrote it."""
+    assert res.workspaces is not None
+    text = RESULTS_MD.read_text(encoding="utf-8")
+    section = "\n".join(workspaces_md(res.workspaces))
+    command = "make bench BENCH=workspaces" if res.command.startswith("make bench") else res.command
+    section += (
+        f"(Section 6 run alone by `{command}` on {res.started:%Y-%m-%d %H:%M} UTC in "
+        f"{res.seconds.get('workspaces', 0):.0f} s; load average {res.load.get('workspaces', (0, 0))[0]:.1f} -> "
+        f"{res.load.get('workspaces', (0, 0))[1]:.1f}.)\n\n"
+    )
+    start = text.find(WORKSPACES_HEADING)
+    if start < 0:
+        start = end = text.find("## moto server memory")
+        if start < 0:
+            start = end = len(text)
+    else:
+        following = text.find("\n## ", start + 1)
+        end = len(text) if following < 0 else following + 1
+    RESULTS_MD.write_text(text[:start] + section + text[end:], encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------------------ plot
@@ -829,6 +956,11 @@ def _jsonable(obj: Any) -> Any:
 def render(res: Results) -> None:
     checks = all_checks(res)
     print_table(checks)
+    if set(res.seconds) == {"workspaces"} and RESULTS_MD.exists():  # run alone: the other sections stay as they were
+        if res.workspaces is not None:
+            splice_workspaces(res)
+        print(f"{'updated section 6 of' if res.workspaces else 'left'} {RESULTS_MD.relative_to(BENCH_DIR.parent)}")
+        return
     write_markdown(res, checks)
     plotted = plot(res)
     OUT_DIR.mkdir(exist_ok=True)

@@ -1,4 +1,5 @@
-"""exportwatch benchmarks (`make bench`): copy speed and memory, idle and busy cycles, cold start, package size.
+"""exportwatch benchmarks (`make bench`): copy speed and memory, idle and busy cycles, cold start, package size,
+200 workspaces.
 
 Every figure is a ratio against a baseline measured in the same run, on the same machine, against the same moto
 server and Intercom emulator, each in its own process. Prints a table, writes bench/RESULTS.md and
@@ -7,6 +8,8 @@ bench/results.png (raw numbers: bench/out/results.json).
     .venv/bin/python bench/run.py            # full run (about 10 minutes on 2 cores)
     .venv/bin/python bench/run.py --quick    # smaller sizes, fewer repetitions (about 3 minutes)
     BENCH_SIZES=10MB,200MB .venv/bin/python bench/run.py --only copy
+    .venv/bin/python bench/run.py --only workspaces    # `make bench BENCH=workspaces`: 200 workspaces alone
+                                                       # (about 2 minutes; rewrites only its part of RESULTS.md)
 
 Environment: BENCH_SIZES (copy sizes, e.g. 10MB,100MB,1GB), BENCH_SEED_BUDGET (seconds allowed for writing
 settled jobs into moto; the idle table is shrunk to fit, default 150).
@@ -31,9 +34,10 @@ import copy_speed
 import idle_cycle
 import package_size
 import report
+import workspaces
 from harness import MB, OUT_DIR, Rig, base_env, log, machine_facts, scratch_dir
 
-SECTIONS = ("copy", "idle", "busy", "cold", "size")
+SECTIONS = ("copy", "idle", "busy", "cold", "size", "workspaces")
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Plan:
     busy_sizes: list[int]
     busy_extra_concurrency: list[int]
     cold_reps: int
+    workspace_count: int
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
@@ -59,6 +64,7 @@ class Plan:
             busy_sizes=[1, 100] if quick else [1, 100, 1_000],
             busy_extra_concurrency=[16] if quick else [8, 16],
             cold_reps=5 if quick else 15,
+            workspace_count=50 if quick else workspaces.WORKSPACES,
         )
 
 
@@ -73,6 +79,7 @@ class Results:
     busy: busy_cycle.BusyReport | None = None
     cold: cold_start.ColdReport | None = None
     size: package_size.SizeReport | None = None
+    workspaces: workspaces.WorkspacesReport | None = None
     errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     load: dict[str, tuple[float, float]] = field(default_factory=dict)  # 1-minute load average: start, end
@@ -135,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 if "cold" in wanted:
                     _section(results, "cold", lambda: cold_start.run(rig, plan.cold_reps))
+                if "workspaces" in wanted:
+                    _section(results, "workspaces", lambda: workspaces.run(rig, plan.workspace_count))
                 rig.note_moto("end")
                 results.moto_rss = rig.moto_rss_log
     if "size" in wanted:
