@@ -224,3 +224,44 @@ def test_slack_fields_stay_within_slacks_ten() -> None:
     payload = slack_payload(body, region=REGION)
     assert validate_payload(payload) is None
     assert 8 <= len(fields(payload)) <= 10
+
+
+def _failed_body(**fields: object) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "version": 1,
+        "event": "export.failed",
+        "job_identifier": "abc123",
+        "intercom_status": "failed",
+        "occurred_at": "2026-11-08T09:35:00Z",
+        "reason": "Intercom reported the export job failed",
+        "created_at_after": "2026-11-03T00:00:00Z",
+        "created_at_before": "2026-11-03T23:59:59Z",
+    }
+    body.update(fields)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("fields", "command"),
+    [
+        ({}, "exportwatch start --since 2026-11-03 --until 2026-11-03"),
+        ({"workspace": "default"}, "exportwatch start --since 2026-11-03 --until 2026-11-03"),
+        ({"workspace": "eu"}, "exportwatch start --since 2026-11-03 --until 2026-11-03 --workspace eu"),
+        (
+            {"workspace": "eu", "window_start": "2026-11-03", "window_end": "2026-11-03"},
+            "exportwatch backfill --workspace eu --since 2026-11-03 --until 2026-11-03",
+        ),
+        # A name that breaks the rule never reaches a command a person may paste.
+        ({"workspace": "eu; rm -rf /"}, "exportwatch start --since 2026-11-03 --until 2026-11-03"),
+        (
+            {"workspace": "EU $(x)", "window_start": "2026-11-03", "window_end": "2026-11-03"},
+            "exportwatch start --since 2026-11-03 --until 2026-11-03",
+        ),
+    ],
+)
+def test_the_next_step_command_makes_the_export_again_in_its_workspace(fields: dict[str, object], command: str) -> None:
+    text = email_text(_failed_body(**fields), region="us-east-1")
+    commands = [
+        line.strip() for line in text.splitlines() if line.strip().startswith("exportwatch ") and "--since" in line
+    ]
+    assert commands == [command]

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from exportwatch.model import Event, InvalidJobId, human_duration, human_size, parse_iso, validate_job_id
 from exportwatch.outcomes import FINISHED_OK_STATUSES, NOTICES, Facts, Notice, Style
 from exportwatch.safetext import ELLIPSIS, one_line
+from exportwatch.workspaces import NAME_RULE
 
 __all__ = [
     "NotOurs",
@@ -59,6 +60,7 @@ INTERCOM_STATUS_MAX: Final = 64  # Intercom's statuses are single words ("in_pro
 S3_URI_MAX: Final = 1100  # "s3://" + a bucket (<= 63) + "/" + a key (<= 1024 bytes): a real URI is never cut
 CONTENT_TYPE_MAX: Final = 255  # RFC 6838: type and subtype <= 127 characters each
 SHA256_MAX: Final = 64  # 64 hex digits
+_WORKSPACE_RE: Final = re.compile(NAME_RULE)
 WORKSPACE_MAX: Final = 63  # a workspace name is [a-z0-9][a-z0-9-]{0,62}: a real one is never cut
 FIELD_LIMITS: Final[dict[str, int]] = {
     "reason": REASON_MAX,
@@ -285,14 +287,21 @@ def _window_text(view: Rendered) -> str | None:
 
 
 def start_command(view: Rendered) -> str:
-    """`exportwatch start` for the same range as the job (YYYY-MM-DD placeholders when the range is unknown)."""
+    """The command that makes the same export again: `exportwatch backfill` for a window (it queues the window again
+    in its workspace's ledger), else `exportwatch start` for the same range (YYYY-MM-DD placeholders when the range
+    is unknown), in the job's workspace when it is not `default`. A workspace name that breaks the rule is left out
+    of a command (the message may come from anyone)."""
+    workspace = view.workspace if view.workspace and _WORKSPACE_RE.fullmatch(view.workspace) else None
+    if workspace is not None and view.window_start is not None and view.window_end is not None:
+        return f"exportwatch backfill --workspace {workspace} --since {view.window_start} --until {view.window_end}"
+    where = f" --workspace {workspace}" if workspace not in (None, "default") else ""
     after, before = view.created_at_after, view.created_at_before
     if after is None or before is None:
-        return f"{_START_BASE} --since YYYY-MM-DD --until YYYY-MM-DD"
+        return f"{_START_BASE} --since YYYY-MM-DD --until YYYY-MM-DD{where}"
     if _whole_days(view):
-        return f"{_START_BASE} --since {after.date().isoformat()} --until {before.date().isoformat()}"
+        return f"{_START_BASE} --since {after.date().isoformat()} --until {before.date().isoformat()}{where}"
     since, until = after.strftime("%Y-%m-%dT%H:%M:%SZ"), before.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{_START_BASE} --since {since} --until {until}"
+    return f"{_START_BASE} --since {since} --until {until}{where}"
 
 
 def _relative(target: datetime, ref: datetime | None) -> str:

@@ -8,15 +8,19 @@ secret was changed with `workspace add` gets a new client (the old token is neve
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+from botocore.exceptions import ClientError
+
 from exportwatch.ledger import WorkspaceRecord
 from exportwatch.ports import ExportSource, ExportSources
 from exportwatch.workspaces import DEFAULT_WORKSPACE, Workspace
 
+log = logging.getLogger(__name__)
 REGISTRY_CACHE_SECONDS = 60.0
 
 
@@ -84,7 +88,13 @@ class WorkspaceSources:
         with self._lock:
             if self._named is not None and self._clock() - self._named[0] < REGISTRY_CACHE_SECONDS:
                 return not self._named[1]
-        named = any(r.name != DEFAULT_WORKSPACE for r in self._registry.workspaces())
+        try:
+            named = any(r.name != DEFAULT_WORKSPACE for r in self._registry.workspaces())
+        except ClientError as exc:
+            # The ledger index is being built (the first deploy after an upgrade): until it answers, behave as
+            # before workspaces. Jobs of other workspaces still get their own host and token.
+            log.warning("cannot list the workspaces yet (%s); treating default as the only one", exc)
+            named = False
         with self._lock:
             self._named = (self._clock(), named)
         return not named
