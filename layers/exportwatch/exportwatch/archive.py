@@ -21,6 +21,7 @@ from boto3.s3.transfer import TransferConfig
 
 from exportwatch.model import ArchivedCopy, Job, parse_iso
 from exportwatch.windows import window_span
+from exportwatch.workspaces import NAME_RE
 
 MiB = 1024 * 1024
 MAX_PARTS = 9_000  # S3 allows 10,000 parts per upload; keep a margin
@@ -168,6 +169,8 @@ def archive_folder(prefix: str, job: Job) -> str:
     """Where a job's export goes: {prefix}{workspace}/content/dt=YYYY-MM-DD/, partitioned for listing by day and for
     Athena (docs/archive.md). The day is the window's first day, else the UTC day the export was first seen
     completed: recorded once, so a retried copy lands on the same key."""
+    if not NAME_RE.fullmatch(job.workspace):  # the key's first folder: never a path a row could choose
+        raise ValueError(f"job {job.job_identifier} has no valid workspace name")
     day = window_span(job)
     if day is not None:
         dt = day.start.isoformat()

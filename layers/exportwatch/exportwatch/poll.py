@@ -192,7 +192,7 @@ class _Cycle:
             return True
         return False
 
-    def _schedule(self) -> None:
+    def _schedule(self, all_due: bool) -> None:
         """The scheduler's pass over the due workspaces (schedule.py): windows settled, queued and started."""
         ledger = self.p.ledger
         if ledger is None:
@@ -206,14 +206,16 @@ class _Cycle:
         def left() -> float | None:
             return None if budget is None else budget() - self.reserve
 
-        self.summary.workspaces.extend(scheduler.run(self.all_jobs, left))
+        self.summary.workspaces.extend(scheduler.run(all_due, left))
 
     def run(self) -> CycleSummary:
         self._single = self.sources.single()
-        self._schedule()
+        self._schedule(self.all_jobs)
         self._run_jobs()
         if self._window_settled:
-            self._schedule()  # the next window of a workspace whose window just finished starts now, not next cycle
+            # The workspaces whose window just finished (made due by _window_done): their next window starts now,
+            # not next cycle. Only those: the others were looked at a moment ago.
+            self._schedule(all_due=False)
         return self.summary
 
     def _run_jobs(self) -> None:
@@ -246,7 +248,7 @@ class _Cycle:
                 source.ensure_token()
                 ready = source
             except (UnknownWorkspace, ConfigError) as exc:
-                log.error("workspace %s: %s; its jobs wait", workspace, one_line(str(exc), 300))
+                log.error("workspace %s: %s; its jobs wait", one_line(workspace, 80), one_line(str(exc), 300))
                 ready = exc
             with self._stop_lock:
                 ready = self._ready.setdefault(workspace, ready)

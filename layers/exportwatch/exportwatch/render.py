@@ -30,7 +30,7 @@ from urllib.parse import quote
 from exportwatch.model import Event, InvalidJobId, human_duration, human_size, parse_iso, validate_job_id
 from exportwatch.outcomes import FINISHED_OK_STATUSES, NOTICES, Facts, Notice, Style
 from exportwatch.safetext import ELLIPSIS, one_line
-from exportwatch.workspaces import NAME_RULE
+from exportwatch.workspaces import NAME_RE
 
 __all__ = [
     "NotOurs",
@@ -60,7 +60,6 @@ INTERCOM_STATUS_MAX: Final = 64  # Intercom's statuses are single words ("in_pro
 S3_URI_MAX: Final = 1100  # "s3://" + a bucket (<= 63) + "/" + a key (<= 1024 bytes): a real URI is never cut
 CONTENT_TYPE_MAX: Final = 255  # RFC 6838: type and subtype <= 127 characters each
 SHA256_MAX: Final = 64  # 64 hex digits
-_WORKSPACE_RE: Final = re.compile(NAME_RULE)
 WORKSPACE_MAX: Final = 63  # a workspace name is [a-z0-9][a-z0-9-]{0,62}: a real one is never cut
 FIELD_LIMITS: Final[dict[str, int]] = {
     "reason": REASON_MAX,
@@ -291,7 +290,7 @@ def start_command(view: Rendered) -> str:
     in its workspace's ledger), else `exportwatch start` for the same range (YYYY-MM-DD placeholders when the range
     is unknown), in the job's workspace when it is not `default`. A workspace name that breaks the rule is left out
     of a command (the message may come from anyone)."""
-    workspace = view.workspace if view.workspace and _WORKSPACE_RE.fullmatch(view.workspace) else None
+    workspace = view.workspace if view.workspace and NAME_RE.fullmatch(view.workspace) else None
     if workspace is not None and view.window_start is not None and view.window_end is not None:
         return f"exportwatch backfill --workspace {workspace} --since {view.window_start} --until {view.window_end}"
     where = f" --workspace {workspace}" if workspace not in (None, "default") else ""

@@ -104,11 +104,11 @@ class Scheduler:
 
     def run(self, all_due: bool, time_left: Callable[[], float | None]) -> list[WorkspaceResult]:
         """One pass over every due workspace (all of them with `all_due`), a few at a time."""
-        now = self.clock()
-        names = self.ledger.due_workspaces(None if all_due else int(now + self.s.poll_interval_seconds / 2))
+        # Half an interval of grace, as for jobs (decide.due_by): "next cycle" is due even if this run fires early.
+        due_by = None if all_due else int(self.clock() + self.s.poll_interval_seconds / 2)
+        names = self.ledger.due_workspaces(due_by)
         if not names:
             return []
-        due_by = None if all_due else int(now + self.s.poll_interval_seconds / 2)
 
         def one(name: str) -> WorkspaceResult | None:
             left = time_left()

@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 
 from exportwatch.ledger import WorkspaceRecord
 from exportwatch.ports import ExportSource, ExportSources
-from exportwatch.workspaces import DEFAULT_WORKSPACE, Workspace
+from exportwatch.safetext import one_line
+from exportwatch.workspaces import DEFAULT_WORKSPACE, NAME_RE, Workspace
 
 log = logging.getLogger(__name__)
 REGISTRY_CACHE_SECONDS = 60.0
@@ -28,6 +29,9 @@ class UnknownWorkspace(LookupError):
     """A job names a workspace that is not registered (removed, or never added): its jobs wait, nothing is sent."""
 
     def __init__(self, name: str) -> None:
+        if not NAME_RE.fullmatch(name):  # a row's workspace can hold anything: never echo it as it is
+            super().__init__(f"workspace {one_line(repr(name), 80)} is not a workspace name: its jobs never run")
+            return
         super().__init__(
             f"workspace {name!r} is not registered (exportwatch workspace add {name} --api-url ... --token-secret ...)"
         )
@@ -74,6 +78,8 @@ class WorkspaceSources:
     def source_for(self, workspace: str) -> ExportSource:
         if workspace == DEFAULT_WORKSPACE:
             return self._default
+        if not NAME_RE.fullmatch(workspace):
+            raise UnknownWorkspace(workspace)
         config = self.config(workspace)
         if config is None:
             raise UnknownWorkspace(workspace)

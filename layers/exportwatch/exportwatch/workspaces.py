@@ -17,7 +17,7 @@ from exportwatch.urls import is_loopback_host
 
 DEFAULT_WORKSPACE = "default"
 NAME_RULE = "[a-z0-9][a-z0-9-]{0,62}"
-_NAME_RE = re.compile(NAME_RULE)
+NAME_RE = re.compile(NAME_RULE)
 # Intercom's three regional API hosts (US, EU, AU): a workspace's token goes to one of these, or to a loopback
 # emulator for local runs, and nowhere else.
 INTERCOM_HOSTS = ("api.intercom.io", "api.eu.intercom.io", "api.au.intercom.io")
@@ -37,7 +37,7 @@ def _shown(value: str, limit: int = 80) -> str:
 
 
 def validate_name(value: object) -> str:
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         shown = _shown(value) if isinstance(value, str) else type(value).__name__
         raise InvalidWorkspace(
             f"workspace name {shown} must be 1 to 63 lowercase letters, digits and '-', starting with a letter or digit"
