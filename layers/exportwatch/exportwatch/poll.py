@@ -79,7 +79,7 @@ from exportwatch.decide import (
 from exportwatch.intercom import StatusReport
 from exportwatch.model import Event, Job, from_epoch, iso
 from exportwatch.notifier import Notification, notification_for, warning_for
-from exportwatch.observability import job_context
+from exportwatch.observability import in_workspace, job_context
 from exportwatch.ports import ArchiveSink, ExportSource, ExportSources, JobRepository, Ledger, Publisher, S3Archive
 from exportwatch.results import Action, CycleSummary, JobResult, StopReason
 from exportwatch.safetext import one_line
@@ -293,10 +293,13 @@ class _Cycle:
         job = self.p.store.claim(job_id, self.owner, int(now), self.s.lease_seconds, due_by(now, self.all_jobs, self.s))
         if job is None:
             return JobResult(job_id, Action.SKIPPED, detail="claimed by another poller or no longer due")
+        in_workspace(one_line(job.workspace, 80))
         halted = self.summary.halted.get(job.workspace)
         if halted is not None:
             self.p.store.release(job_id, self.owner)
-            return JobResult(job_id, Action.SKIPPED, detail=f"workspace {job.workspace}: {halted}")
+            return JobResult(
+                job_id, Action.SKIPPED, workspace=job.workspace, detail=f"workspace {job.workspace}: {halted}"
+            )
         result = JobResult(job_id, Action.CHECKED)
         try:
             if not job.state.is_final:
@@ -322,7 +325,7 @@ class _Cycle:
         except LeaseLost as exc:
             log.warning("job %s: %s", job_id, exc)
             result = replace(result, action=Action.SKIPPED, detail=str(exc))
-        return replace(result, state=job.state.value, intercom_status=job.intercom_status)
+        return replace(result, state=job.state.value, intercom_status=job.intercom_status, workspace=job.workspace)
 
     def _check(self, job: Job) -> Decision:
         """Ask Intercom and decide; when the decision wants the copy, copy and decide on how that went."""

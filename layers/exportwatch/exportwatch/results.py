@@ -55,6 +55,7 @@ class WorkspaceResult:
     job_identifier: str | None = None  # the export created for it
     queued: int = 0  # windows the daily schedule queued this cycle
     detail: str = ""
+    settled: str | None = None  # what became of the window whose export finished: archived, empty, queued, failed
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "action": self.action.value}
@@ -65,6 +66,7 @@ class JobResult:
     job_identifier: str
     action: Action
     state: str = ""
+    workspace: str = ""  # the job's workspace ("" when the job was not read: skipped, invalid)
     intercom_status: str | None = None
     event: str | None = None  # the outcome notification published this cycle
     warning: str | None = None  # the early warning published this cycle (export.expiring / export.stuck)

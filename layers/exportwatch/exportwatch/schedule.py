@@ -170,7 +170,8 @@ class Scheduler:
         step = self._start(name, window, now)
         result = replace(step.result, queued=queued)
         if settled is not None:  # say what became of the window before, too
-            result = replace(result, detail=f"window {settled.window} {settled.detail}; {result.detail}")
+            detail = f"window {settled.window} {settled.detail}; {result.detail}"
+            result = replace(result, detail=detail, settled=settled.settled)
         return _Step(result, active=step.active, waiting=step.waiting, through=through)
 
     def _settle(self, record: WorkspaceRecord, now: float) -> WorkspaceResult | None:
@@ -186,8 +187,9 @@ class Scheduler:
         state = WindowState.QUEUED if job is None else _window_state(job, self.s.window_max_attempts)
         self.ledger.finish(name, self.owner, window, state, job, iso(from_epoch(now)))
         log.info("workspace %s: window %s %s (export %s)", name, window.span.label(), state.value, job_id)
+        label = window.span.label()
         return WorkspaceResult(
-            name, WorkspaceAction.SETTLED, window=window.span.label(), job_identifier=job_id, detail=state.value
+            name, WorkspaceAction.SETTLED, window=label, job_identifier=job_id, detail=state.value, settled=state.value
         )
 
     def _queue_daily(self, record: WorkspaceRecord, config: Workspace, now: float) -> tuple[int, date | None]:
