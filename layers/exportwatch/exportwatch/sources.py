@@ -97,8 +97,11 @@ class WorkspaceSources:
         try:
             named = any(r.name != DEFAULT_WORKSPACE for r in self._registry.workspaces())
         except ClientError as exc:
-            # The ledger index is being built (the first deploy after an upgrade): until it answers, behave as
-            # before workspaces. Jobs of other workspaces still get their own host and token.
+            # The ledger index is still being built (the first deploy after an upgrade: DynamoDB answers
+            # ValidationException until it is): behave as before workspaces meanwhile. Anything else (a missing
+            # table) is the cycle's error, reported as such.
+            if exc.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
             log.warning("cannot list the workspaces yet (%s); treating default as the only one", exc)
             named = False
         with self._lock:
