@@ -79,9 +79,9 @@ def test_completed_slack_payload_is_exactly_this() -> None:
                         "type": "section",
                         "text": {
                             "type": "mrkdwn",
-                            "text": "*S3:* `s3://exportwatch-exportbucket-1a2b3c4d5e6f/intercom-exports/orzzsbd7hk67xyu.zip`"
+                            "text": "*S3:* `s3://exportwatch-exportbucket-1a2b3c4d5e6f/intercom-exports/default/content/dt=2026-11-08/orzzsbd7hk67xyu.zip`"
                             "\n<https://s3.console.aws.amazon.com/s3/object/exportwatch-exportbucket-1a2b3c4d5e6f"
-                            "?region=eu-west-1&amp;prefix=intercom-exports/orzzsbd7hk67xyu.zip"
+                            "?region=eu-west-1&amp;prefix=intercom-exports/default/content/dt%3D2026-11-08/orzzsbd7hk67xyu.zip"
                             "|Open in the AWS console>",
                         },
                     },
