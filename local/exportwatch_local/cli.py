@@ -408,7 +408,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
     else:
         for r in summary.results:
             print(f"{r.job_identifier}  {r.state or '-':<10} {_describe_result(r)}")
-        for w in summary.workspaces:
+        # A workspace may be looked at twice in a cycle (before and after the jobs): its last word stands.
+        last = {w.workspace: w for w in summary.workspaces}
+        for w in last.values():
             if w.action.value not in ("idle", "skipped"):
                 window = f" window {w.window}" if w.window else ""
                 job = f" export {w.job_identifier}" if w.job_identifier else ""
