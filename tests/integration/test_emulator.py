@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from exportwatch_local.emulator import CSV_COLUMNS, SCENARIOS, IntercomEmulator
+from support.clock import FakeClock
 
 TOKEN = "test-token"
 OCTET = {"Accept": "application/octet-stream"}
@@ -29,14 +30,6 @@ SCHEMA_COLUMNS = {
     "node_id", "receipt_id", "received_at", "ruleset_id", "ruleset_version_id", "series_id", "series_title",
     "user_external_id", "user_id",
 }  # fmt: skip
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

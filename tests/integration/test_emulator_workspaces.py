@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from exportwatch_local.emulator import CreateRecord, EmulatorFleet, IntercomEmulator, start_workspaces
+from support.clock import FakeClock
 
 TOKENS = {"us": "token-us", "eu": "token-eu"}
 ONE_ACTIVE = "Exceeded rate limit of 1 pending message data export jobs"
@@ -21,17 +22,9 @@ DAY = 86_400
 MONDAY = 1_767_571_200  # 2026-01-05T00:00:00Z
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_770_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_770_000_000.0)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from exportwatch.poll import Poller, run_cycle
 from exportwatch.wiring import build_poller
 from exportwatch_local.emulator import IntercomEmulator
 from exportwatch_local.localstack import LocalStack
+from support.clock import FakeClock
 from support.readback import drain, raw_item
 from support.workspaces import (
     EU,
@@ -38,14 +39,6 @@ from support.workspaces import (
     two_workspaces,
     utc_today,
 )
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

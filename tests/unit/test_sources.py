@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from exportwatch.ledger import WorkspaceRecord
 from exportwatch.sources import UnknownWorkspace, WorkspaceSources
 from exportwatch.workspaces import Workspace
+from support.clock import FakeClock
 from support.fakes import FakeSource
 
 EU = Workspace("eu", "https://api.eu.intercom.io", "exportwatch/eu-token")
@@ -34,16 +35,8 @@ def _error(code: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": code}}, "Query")
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_client_per_host_and_secret_kept_across_cycles_and_renewed_when_either_changes() -> None:
-    registry, clock, made = _Registry(WorkspaceRecord("eu", EU)), _Clock(), []
+    registry, clock, made = _Registry(WorkspaceRecord("eu", EU)), FakeClock(0.0), []
 
     def make(ws: Workspace) -> FakeSource:
         made.append(ws)

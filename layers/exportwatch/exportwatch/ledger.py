@@ -24,10 +24,9 @@ from datetime import date
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
 
 from exportwatch.model import Job
-from exportwatch.store import DUE_INDEX, claim_item, is_conditional, to_item
+from exportwatch.store import DUE_INDEX, applied, claim_item, to_item
 from exportwatch.windows import Span, WindowState, parse_day
 from exportwatch.workspaces import (
     DEFAULT_WORKSPACE,
@@ -211,26 +210,18 @@ class LedgerStore:
 
     def ensure_workspace_state(self, name: str, now: str) -> None:
         """A record for a workspace's scheduler state (the default workspace has none until it is needed)."""
-        try:
-            self._db.put_item(
-                TableName=self.table,
-                Item=_item(
-                    {
-                        "job_identifier": workspace_key(name),
-                        "record": "workspace",
-                        "ledger": _WORKSPACES,
-                        "ledger_sort": name,
-                        "name": name,
-                        "due_shard": SCHED_SHARD,
-                        "next_check_at": 0,
-                        "created_at": now,
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(job_identifier)",
-            )
-        except ClientError as exc:
-            if not is_conditional(exc):
-                raise
+        self._put_new(
+            {
+                "job_identifier": workspace_key(name),
+                "record": "workspace",
+                "ledger": _WORKSPACES,
+                "ledger_sort": name,
+                "name": name,
+                "due_shard": SCHED_SHARD,
+                "next_check_at": 0,
+                "created_at": now,
+            }
+        )
 
     def get_workspace(self, name: str) -> WorkspaceRecord | None:
         resp = self._db.get_item(TableName=self.table, Key=_k(workspace_key(name)), ConsistentRead=True)
@@ -238,17 +229,13 @@ class LedgerStore:
 
     def remove_workspace(self, name: str) -> bool:
         """Delete a workspace's record (its windows and jobs stay: the ledger is history). False if unknown."""
-        try:
-            self._db.delete_item(
+        return applied(
+            lambda: self._db.delete_item(
                 TableName=self.table,
                 Key=_k(workspace_key(name)),
                 ConditionExpression="attribute_exists(job_identifier)",
             )
-        except ClientError as exc:
-            if is_conditional(exc):
-                return False
-            raise
-        return True
+        )
 
     def workspaces(self) -> list[WorkspaceRecord]:
         """Every workspace record, by name (a record that breaks a rule is logged and skipped)."""
@@ -322,15 +309,16 @@ class LedgerStore:
                 "due_shard": queue_shard(workspace, kind),
                 "next_check_at": span.first_second,
             }
-            try:
-                self._db.put_item(
-                    TableName=self.table, Item=_item(plain), ConditionExpression="attribute_not_exists(job_identifier)"
-                )
-                queued += 1
-            except ClientError as exc:
-                if not is_conditional(exc):
-                    raise
+            queued += self._put_new(plain)
         return queued
+
+    def _put_new(self, plain: dict[str, Any]) -> bool:
+        """Write a record that does not exist yet; False (nothing written) when its key is taken."""
+        return applied(
+            lambda: self._db.put_item(
+                TableName=self.table, Item=_item(plain), ConditionExpression="attribute_not_exists(job_identifier)"
+            )
+        )
 
     def requeue_failed(self, window: Window, now: str) -> bool:
         """A failed window queued again (by backfill), with a fresh set of attempts."""
@@ -477,13 +465,7 @@ class LedgerStore:
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names
-        try:
-            self._db.update_item(**kwargs)
-        except ClientError as exc:
-            if is_conditional(exc):
-                return False
-            raise
-        return True
+        return applied(lambda: self._db.update_item(**kwargs))
 
     def _query_ledger(self, ledger: str, prefix: str | None = None) -> list[dict[str, Any]]:
         cond = "ledger = :l"

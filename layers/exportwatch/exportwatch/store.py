@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -109,17 +109,13 @@ class JobStore:
 
     def track(self, job: Job) -> bool:
         """Insert a new job. Returns False, writing nothing, if the job is already tracked."""
-        try:
-            self._db.put_item(
+        return applied(
+            lambda: self._db.put_item(
                 TableName=self.table,
                 Item=to_item(job),
                 ConditionExpression="attribute_not_exists(job_identifier)",
             )
-        except ClientError as exc:
-            if is_conditional(exc):
-                return False
-            raise
-        return True
+        )
 
     def get(self, job_id: str) -> Job | None:
         resp = self._db.get_item(TableName=self.table, Key=key_of(job_id), ConsistentRead=True)
@@ -195,19 +191,15 @@ class JobStore:
 
     def _update_if(self, job_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
         """One conditional UpdateItem: True if it was applied, False if the condition did not hold."""
-        try:
-            self._db.update_item(
+        return applied(
+            lambda: self._db.update_item(
                 TableName=self.table,
                 Key=key_of(job_id),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if is_conditional(exc):
-                return False
-            raise
-        return True
+        )
 
     def scan_all(self) -> Iterator[Job]:
         """Every tracked job, for `exportwatch list` (an operator command, not the poll path)."""
@@ -228,6 +220,17 @@ class JobStore:
 
 def key_of(job_id: str) -> dict[str, Any]:
     return {"job_identifier": {"S": job_id}}
+
+
+def applied(write: Callable[[], object]) -> bool:
+    """Run one conditional write: True if it was applied, False if its condition did not hold (other errors raise)."""
+    try:
+        write()
+    except ClientError as exc:
+        if is_conditional(exc):
+            return False
+        raise
+    return True
 
 
 def is_conditional(exc: ClientError) -> bool:
