@@ -26,7 +26,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from exportwatch.model import Job
-from exportwatch.store import DUE_INDEX, applied, claim_item, to_item
+from exportwatch.store import applied, claim_item, due_keys, to_item
 from exportwatch.windows import Span, WindowState, parse_day
 from exportwatch.workspaces import (
     DEFAULT_WORKSPACE,
@@ -254,12 +254,7 @@ class LedgerStore:
         )
 
     def due_workspaces(self, due_by: int | None) -> list[str]:
-        cond = "due_shard = :s"
-        values: dict[str, Any] = {":s": {"S": SCHED_SHARD}}
-        if due_by is not None:
-            cond += " AND next_check_at <= :t"
-            values[":t"] = {"N": str(due_by)}
-        keys = self._query_due(cond, values)
+        keys = due_keys(self._db, self.table, SCHED_SHARD, due_by)
         return [k.removeprefix("workspace#") for k in keys if k.startswith("workspace#")]
 
     def claim_workspace(
@@ -339,7 +334,7 @@ class LedgerStore:
         )
 
     def oldest_queued(self, workspace: str, kind: str = KIND_CONTENT) -> Window | None:
-        keys = self._query_due("due_shard = :s", {":s": {"S": queue_shard(workspace, kind)}}, limit=1)
+        keys = due_keys(self._db, self.table, queue_shard(workspace, kind), None, limit=1)
         return self.get_window(keys[0]) if keys else None
 
     def start(self, name: str, owner: str, window: Window, job: Job, now: str) -> None:
@@ -485,22 +480,4 @@ class LedgerStore:
             found.extend(_plain(item) for item in resp.get("Items", []))
             if "LastEvaluatedKey" not in resp:
                 return found
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
-    def _query_due(self, cond: str, values: dict[str, Any], limit: int | None = None) -> list[str]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": DUE_INDEX,
-            "KeyConditionExpression": cond,
-            "ExpressionAttributeValues": values,
-            "ProjectionExpression": "job_identifier",
-        }
-        keys: list[str] = []
-        while True:
-            if limit is not None:
-                kwargs["Limit"] = limit - len(keys)
-            resp = self._db.query(**kwargs)
-            keys.extend(item["job_identifier"]["S"] for item in resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp or (limit is not None and len(keys) >= limit):
-                return keys
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]

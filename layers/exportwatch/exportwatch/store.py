@@ -70,6 +70,31 @@ def from_item(item: dict[str, Any]) -> Job:
 _INT_FIELDS = {"next_check_at", "attempts", "size_bytes", "lease_until", "ttl", "window_attempt"}
 
 
+def due_keys(db: Any, table: str, shard: str, due_by: int | None, limit: int = 10_000) -> list[str]:
+    """Keys in one partition of due-index (jobs' "due", the scheduler's workspaces, a workspace's queued windows),
+    in next_check_at order, up to `due_by` (None: all of them), at most `limit`."""
+    cond = "due_shard = :d"
+    values: dict[str, Any] = {":d": {"S": shard}}
+    if due_by is not None:
+        cond += " AND next_check_at <= :t"
+        values[":t"] = {"N": str(int(due_by))}
+    keys: list[str] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": DUE_INDEX,
+        "KeyConditionExpression": cond,
+        "ExpressionAttributeValues": values,
+        "ProjectionExpression": "job_identifier",
+    }
+    while len(keys) < limit:
+        resp = db.query(**kwargs, Limit=min(1000, limit - len(keys)))
+        keys.extend(item["job_identifier"]["S"] for item in resp.get("Items", []))
+        if "LastEvaluatedKey" not in resp:
+            break
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    return keys
+
+
 def claim_item(
     db: Any, table: str, key: dict[str, Any], owner: str, now: int, lease_seconds: int, due_by: int | None
 ) -> dict[str, Any] | None:
@@ -123,26 +148,7 @@ class JobStore:
 
     def due_ids(self, due_by: int | None, limit: int = 10_000) -> list[str]:
         """Ids of jobs needing work whose next check is at or before `due_by` (None: all of them)."""
-        cond = "due_shard = :d"
-        values: dict[str, Any] = {":d": {"S": DUE_SHARD}}
-        if due_by is not None:
-            cond += " AND next_check_at <= :t"
-            values[":t"] = {"N": str(int(due_by))}
-        ids: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": DUE_INDEX,
-            "KeyConditionExpression": cond,
-            "ExpressionAttributeValues": values,
-            "ProjectionExpression": "job_identifier",
-        }
-        while len(ids) < limit:
-            resp = self._db.query(**kwargs, Limit=min(1000, limit - len(ids)))
-            ids.extend(item["job_identifier"]["S"] for item in resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        return ids
+        return due_keys(self._db, self.table, DUE_SHARD, due_by, limit)
 
     def claim(self, job_id: str, owner: str, now: int, lease_seconds: int, due_by: int | None) -> Job | None:
         """Take the lease on a job that still needs work. None if another worker holds it or it is done."""
