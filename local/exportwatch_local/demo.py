@@ -322,7 +322,7 @@ def _show_people_notifications(endpoint_url: str, topic_arn: str, received: list
 # until every window is archived; then the ledger, the tokens, the one-export rule and the notifications checked.
 # ------------------------------------------------------------------------------------------------------------
 
-WORKSPACE_ROUNDS = 12  # a week is 7 windows a workspace, one a round (the retry starts in the same round)
+WORKSPACE_ROUNDS = 24  # a week is 7 windows a workspace, two rounds each (pending, then completed), one retry
 
 
 def _two_workspaces(
@@ -344,9 +344,10 @@ def _two_workspaces(
         emulators: dict[str, tuple[Any, str]] = {"default": default, "eu": (eu, eu_token)}
         creates_before = {name: len(emu.creates) for name, (emu, _) in emulators.items()}
         for emu, _ in emulators.values():
-            # Exports ready at their first status call keep the demo short (Intercom takes minutes).
-            emu.set_create_scenario("completed", steps=["completed"])
-        eu.queue_create_scenarios(("failed", {"steps": ["failed"]}))
+            # Pending when created, ready at the first status call: the demo stays short (Intercom takes minutes)
+            # and each export holds its workspace's one slot until it is checked.
+            emu.set_create_scenario("completed", steps=["pending", "completed"])
+        eu.queue_create_scenarios(("failed", {"steps": ["pending", "failed"]}))
         _say(f"Intercom emulator for workspace eu: {eu.base_url} (its own token; its first export will fail)")
         aws_client("secretsmanager", endpoint_url).create_secret(Name=secret_name, SecretString=eu_token)
         _say(f"eu's token is in Secrets Manager as {secret_name}")
