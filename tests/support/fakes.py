@@ -194,6 +194,8 @@ class FakeSource:
         self.answers: dict[str, list[StatusReport | Exception]] = {}
         self.files: dict[str, bytes | Exception] = {}
         self.status_calls: list[str] = []
+        self.status_datasets: list[str | None] = []  # the dataset of each status call (None: content)
+        self.enqueued: list[tuple[str, tuple[str, ...], int, int]] = []
         self.downloads: list[str] = []
         self.token_error: Exception | None = None
         self.during_status: Callable[[str], None] | None = None  # runs inside each status call
@@ -212,8 +214,9 @@ class FakeSource:
         if self.token_error is not None:
             raise self.token_error
 
-    def get_status(self, job_id: str) -> StatusReport:
+    def get_status(self, job_id: str, dataset: str | None = None) -> StatusReport:
         self.status_calls.append(job_id)
+        self.status_datasets.append(dataset)
         if self.during_status is not None:
             self.during_status(job_id)
         script = self.answers[job_id]
@@ -222,7 +225,9 @@ class FakeSource:
             raise answer
         return answer
 
-    def download_url_for(self, job_id: str) -> str:
+    def download_url_for(self, job_id: str, dataset: str | None = None) -> str:
+        if dataset is not None:
+            return f"{self.API}/download/reporting_data/{job_id}?app_id=fake-app"
         return f"{self.API}/download/content/data/{job_id}"
 
     @contextmanager
@@ -241,6 +246,16 @@ class FakeSource:
                 raise answer
             return answer
         return report(f"{self.create_prefix}{len(self.created)}", "pending")
+
+    def enqueue(self, dataset: str, attributes: tuple[str, ...], start_time: int, end_time: int) -> StatusReport:
+        """A reporting export: recorded in `enqueued`; scripted like create (the same `creates` list)."""
+        self.enqueued.append((dataset, attributes, start_time, end_time))
+        if self.creates:
+            answer = self.creates.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        return report(f"{self.create_prefix}r{len(self.enqueued)}", "pending")
 
 
 # -- the archive --------------------------------------------------------------------------------------------------

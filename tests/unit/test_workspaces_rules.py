@@ -259,7 +259,7 @@ def test_the_maximum_window_is_a_month() -> None:
 
 
 def test_a_daily_workspace_needs_its_first_day() -> None:
-    with pytest.raises(InvalidWorkspace, match="--daily needs --start"):
+    with pytest.raises(InvalidWorkspace, match="--daily and --daily-dataset need --start"):
         Workspace("eu", "https://api.eu.intercom.io", "exportwatch/eu", daily=True)
 
 
@@ -272,6 +272,18 @@ def test_a_workspace_lists_its_secrets_id_and_its_defaults() -> None:
         "daily": False,
         "start": None,
         "window_days": 1,
+        "app_id": None,
+        "client_id": None,
+        "daily_datasets": [],
     }
     daily = Workspace("au", "https://api.au.intercom.io", "exportwatch/au", daily=True, start=date(2027, 1, 1))
     assert daily.to_dict()["start"] == "2027-01-01" and daily.to_dict()["daily"] is True
+
+
+def test_daily_datasets_need_a_first_day_and_the_reporting_ids() -> None:
+    with pytest.raises(InvalidWorkspace, match="need --start"):
+        Workspace("eu", "https://api.eu.intercom.io", "exportwatch/eu", daily_datasets=("conversation",))
+    with pytest.raises(InvalidWorkspace, match="--app-id and --client-id"):
+        Workspace(
+            "eu", "https://api.eu.intercom.io", "exportwatch/eu", start=date(2027, 1, 1), daily_datasets=("ticket",)
+        )

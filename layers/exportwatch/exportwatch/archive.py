@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from boto3.s3.transfer import TransferConfig
 
 from exportwatch.model import ArchivedCopy, Job, parse_iso
+from exportwatch.reporting import validate_dataset
 from exportwatch.windows import window_span
 from exportwatch.workspaces import NAME_RE
 
@@ -166,7 +167,8 @@ def read_head(raw: RawStream, n: int = 8) -> bytes:
 
 
 def archive_folder(prefix: str, job: Job) -> str:
-    """Where a job's export goes: {prefix}{workspace}/content/dt=YYYY-MM-DD/, partitioned for listing by day and for
+    """Where a job's export goes: {prefix}{workspace}/content/dt=YYYY-MM-DD/ (a reporting export:
+    {prefix}{workspace}/reporting/{dataset}/dt=YYYY-MM-DD/), partitioned for listing by day and for
     Athena (docs/archive.md). The day is the window's first day, else the UTC day the export was first seen
     completed: recorded once, so a retried copy lands on the same key."""
     if not NAME_RE.fullmatch(job.workspace):  # the key's first folder: never a path a row could choose
@@ -177,6 +179,8 @@ def archive_folder(prefix: str, job: Job) -> str:
     else:
         seen = parse_iso(job.completed_seen_at) or parse_iso(job.outcome_at) or parse_iso(job.tracked_at)
         dt = (seen or datetime.now(UTC)).date().isoformat()
+    if job.reporting:  # {prefix}{workspace}/reporting/{dataset}/dt=...: one folder per dataset, for Athena
+        return f"{prefix}{job.workspace}/reporting/{validate_dataset(job.dataset)}/dt={dt}/"
     return f"{prefix}{job.workspace}/content/dt={dt}/"
 
 

@@ -21,6 +21,7 @@ from datetime import date
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
+from exportwatch.reporting import DATASET_RE, REPORTING_ID_RE
 from exportwatch.urls import is_loopback_host
 
 DEFAULT_API_URL = "https://api.intercom.io"
@@ -111,6 +112,36 @@ def _intercom_version(e: Mapping[str, str]) -> str:
     return _matching(e, "INTERCOM_VERSION", _VERSION_RE, "an Intercom API version like 2.16", DEFAULT_INTERCOM_VERSION)
 
 
+def _reporting_id(e: Mapping[str, str], name: str) -> str | None:
+    """INTERCOM_APP_ID / INTERCOM_CLIENT_ID: the default workspace's ids for the reporting family (optional)."""
+    value = e.get(name, "").strip()
+    if not value:
+        return None
+    if not REPORTING_ID_RE.fullmatch(value):
+        raise ConfigError(name, "must be 1 to 64 letters, digits, '_' or '-'")
+    return value
+
+
+def _datasets(e: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of dataset ids (empty: none)."""
+    raw = e.get(name, "").strip()
+    found = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for dataset in found:
+        if not DATASET_RE.fullmatch(dataset):
+            raise ConfigError(name, f"{dataset[:40]!r} is not a dataset id (lowercase letters, digits and '_')")
+    return found
+
+
+def _daily_datasets_usable(settings: PollerSettings) -> None:
+    """Daily reporting windows need a first day and the ids the reporting status call requires."""
+    if not settings.default_daily_datasets:
+        return
+    if settings.default_daily_start is None:
+        raise ConfigError("DEFAULT_DAILY_DATASETS", "needs DEFAULT_DAILY_START (the first day to archive)")
+    if not (settings.intercom_app_id and settings.intercom_client_id):
+        raise ConfigError("DEFAULT_DAILY_DATASETS", "needs INTERCOM_APP_ID and INTERCOM_CLIENT_ID")
+
+
 def _http_timeout(e: Mapping[str, str]) -> float:
     return float(_int(e, "HTTP_TIMEOUT_SECONDS", 30, 1, 900))
 
@@ -138,6 +169,8 @@ class OperatorSettings:
     intercom_api_url: str = DEFAULT_API_URL
     intercom_version: str = DEFAULT_INTERCOM_VERSION
     http_timeout_seconds: float = 30.0
+    intercom_app_id: str | None = None
+    intercom_client_id: str | None = None
 
     @property
     def intercom_pool_size(self) -> int:
@@ -152,6 +185,8 @@ class OperatorSettings:
             intercom_api_url=p.check(lambda: _intercom_api_url(e), ""),
             intercom_version=p.check(lambda: _intercom_version(e), ""),
             http_timeout_seconds=p.check(lambda: _http_timeout(e), 0.0),
+            intercom_app_id=p.check(lambda: _reporting_id(e, "INTERCOM_APP_ID"), None),
+            intercom_client_id=p.check(lambda: _reporting_id(e, "INTERCOM_CLIENT_ID"), None),
         )
         p.raise_any()
         return settings
@@ -183,6 +218,10 @@ class PollerSettings:
     default_daily_start: date | None = None
     default_window_days: int = 1
     window_max_attempts: int = 3
+    # The default workspace's reporting family: its ids (the status call needs both) and its daily datasets.
+    intercom_app_id: str | None = None
+    intercom_client_id: str | None = None
+    default_daily_datasets: tuple[str, ...] = ()
 
     @property
     def intercom_pool_size(self) -> int:
@@ -212,7 +251,11 @@ class PollerSettings:
             default_daily_start=p.check(lambda: _day(e, "DEFAULT_DAILY_START"), None),
             default_window_days=p.check(lambda: _int(e, "DEFAULT_WINDOW_DAYS", 1, 1, 31), 0),
             window_max_attempts=p.check(lambda: _int(e, "WINDOW_MAX_ATTEMPTS", 3, 1, 10), 0),
+            intercom_app_id=p.check(lambda: _reporting_id(e, "INTERCOM_APP_ID"), None),
+            intercom_client_id=p.check(lambda: _reporting_id(e, "INTERCOM_CLIENT_ID"), None),
+            default_daily_datasets=p.check(lambda: _datasets(e, "DEFAULT_DAILY_DATASETS"), ()),
         )
+        p.check(lambda: _daily_datasets_usable(settings), None)
         p.raise_any()
         return settings
 

@@ -33,6 +33,7 @@ from exportwatch.intercom import (
     DownloadGone,
     ForeignOrigin,
     MalformedResponse,
+    NoReportingIds,
     RateLimited,
     StatusReport,
     TransientError,
@@ -49,6 +50,7 @@ from exportwatch.sources import UnknownWorkspace
 _EXPECTED_FAILURES: tuple[type[BaseException], ...] = (
     UnknownWorkspace,  # its jobs wait until the workspace is added again
     ConfigError,  # a workspace's token secret cannot be read (named in the error)
+    NoReportingIds,  # a reporting job of a workspace without app_id / client_id: waits until they are set
     TransientError,
     MalformedResponse,
     IncompleteDownload,

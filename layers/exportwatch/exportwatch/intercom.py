@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
 import urllib3
@@ -27,6 +27,7 @@ from urllib3.util.retry import Retry
 from exportwatch.model import from_epoch, validate_job_id
 from exportwatch.outcomes import HTTP_ANSWERS, Outcome, outcome_for_status
 from exportwatch.ratelimit import RateGate, RateLimitWait, reset_from_headers
+from exportwatch.reporting import MAX_PENDING, Dataset, parse_datasets, validate_dataset
 from exportwatch.safetext import one_line
 from exportwatch.urls import Origin, UnsafeUrl, resolve, resolve_location
 
@@ -38,6 +39,7 @@ __all__ = [
     "IntercomClient",
     "IntercomError",
     "MalformedResponse",
+    "NoReportingIds",
     "Outcome",
     "RateGate",
     "RateLimited",
@@ -82,6 +84,10 @@ class BadRequest(IntercomError):
 
 class MalformedResponse(IntercomError):
     """The body is not a job model we understand (not JSON, wrong types, unknown status)."""
+
+
+class NoReportingIds(IntercomError):
+    """A reporting export of a workspace without its app_id / client_id: it cannot be asked about, never guessed."""
 
 
 class ForeignOrigin(IntercomError):
@@ -186,6 +192,8 @@ class IntercomClient:
         session: requests.Session | None = None,
         gate: RateGate | None = None,
         clock: Callable[[], float] = time.time,
+        app_id: str | None = None,
+        client_id: str | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._origin = resolve(self.api_url, what="INTERCOM_API_URL").origin
@@ -196,6 +204,8 @@ class IntercomClient:
         self._max_rate_wait = max_rate_wait
         self._clock = clock
         self.gate = gate or RateGate(clock=clock)
+        # The workspace's ids for the reporting family (its status call needs both, its download the app_id).
+        self.app_id, self.client_id = app_id, client_id
         self.session = session or self._new_session(pool_size)
 
     @staticmethod
@@ -231,9 +241,25 @@ class IntercomClient:
         """An API URL for one job. The id is checked again (it may come from the table) and quoted."""
         return f"{self.api_url}/{kind}/{quote(validate_job_id(job_id), safe='')}"
 
-    def download_url_for(self, job_id: str) -> str:
+    def download_url_for(self, job_id: str, dataset: str | None = None) -> str:
         """Where Intercom documents the download when its job model gives no download_url."""
+        if dataset is not None:
+            return self.job_url(job_id, "download/reporting_data") + "?" + urlencode({"app_id": self._app_id()})
         return self.job_url(job_id, "download/content/data")
+
+    def _app_id(self) -> str:
+        if not self.app_id:
+            raise NoReportingIds("the workspace has no app_id: reporting exports cannot be checked or downloaded")
+        return self.app_id
+
+    def status_url(self, job_id: str, dataset: str | None = None) -> str:
+        """The status call's URL: the content family's, or the reporting family's with its two required ids."""
+        if dataset is None:
+            return self.job_url(job_id)
+        if not self.client_id:
+            raise NoReportingIds("the workspace has no client_id: reporting exports cannot be checked")
+        query = urlencode({"app_id": self._app_id(), "client_id": self.client_id})
+        return f"{self.job_url(job_id, 'export/reporting_data')}?{query}"
 
     # -- requests -----------------------------------------------------------------------------------------
 
@@ -353,8 +379,9 @@ class IntercomClient:
             answer = self._send("GET", url, accept=accept, token=token, what=what)
         return answer
 
-    def get_status(self, job_id: str) -> StatusReport:
-        answer = self._get(self.job_url(job_id))
+    def get_status(self, job_id: str, dataset: str | None = None) -> StatusReport:
+        """The job's status; `dataset` set: a reporting export of that dataset (its own path and ids)."""
+        answer = self._get(self.status_url(job_id, dataset))
         resp, code = answer.resp, answer.resp.status_code
         if code == 504 and self._is_json(resp):
             # Intercom documents a failed job (ran over 12 h) as a 504 whose JSON body says "failed".
@@ -399,6 +426,43 @@ class IntercomClient:
             self._raise_for_common(answer)
             raise IntercomError(f"create answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
         return parse_job(payload)
+
+    def enqueue(self, dataset: str, attributes: tuple[str, ...], start_time: int, end_time: int) -> StatusReport:
+        """Start a reporting export of `dataset` (those attributes) for the inclusive range. ActiveJobExists when the
+        workspace already has five pending; BadRequest naming what Intercom refused (an unknown dataset/attribute)."""
+        body = {
+            "dataset_id": validate_dataset(dataset),
+            "attribute_ids": list(attributes),
+            "start_time": start_time,
+            "end_time": end_time,
+        }
+        answer = self._send("POST", f"{self.api_url}/export/reporting_data/enqueue", body=body)
+        resp = answer.resp
+        payload = self._read_json(resp) if self._is_json(resp) else None
+        if resp.status_code == 429:
+            text = self._error_text(resp, payload)
+            if "pending" in text:
+                raise ActiveJobExists(
+                    f"Intercom allows {MAX_PENDING} pending reporting exports per workspace and has them: "
+                    "wait for one to finish"
+                )
+            self._raise_for_common(answer)
+        if resp.status_code == 400:
+            raise BadRequest(f"Intercom refused the request: {self._error_text(resp, payload)}")
+        if resp.status_code != 200:
+            self._raise_for_common(answer)
+            raise IntercomError(f"enqueue answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
+        return parse_job(payload)
+
+    def get_datasets(self) -> list[Dataset]:
+        """The reporting datasets this workspace can export, with their attributes."""
+        answer = self._get(f"{self.api_url}/export/reporting_data/get_datasets")
+        resp = answer.resp
+        if resp.status_code != 200:
+            payload = self._read_json(resp) if self._is_json(resp) else None
+            self._raise_for_common(answer)
+            raise IntercomError(f"get_datasets answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
+        return parse_datasets(self._read_json(resp))
 
     def cancel(self, job_id: str) -> StatusReport:
         answer = self._send("POST", self.job_url(job_id, "export/cancel"))

@@ -146,10 +146,19 @@ class Job:
     window_end: str | None = None
     window_attempt: int | None = None
     window_result: str | None = None  # windows.WindowResult, decided once when the job's state became final
+    # The export family: "content" (the content data export; every row written before kinds existed) or
+    # "reporting" with its dataset id (reporting.py). api_version: the Intercom-Version the job was made with.
+    kind: str = "content"
+    dataset: str | None = None
+    api_version: str | None = None
     lease_owner: str | None = None
     lease_until: int | None = None
     ttl: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def reporting(self) -> bool:
+        return self.kind == "reporting"
 
     @property
     def settled(self) -> bool:

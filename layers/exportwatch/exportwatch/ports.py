@@ -72,9 +72,11 @@ class ExportSource(Protocol):
         """Resolve the credentials now: a bad secret fails the cycle before any job is touched."""
         ...
 
-    def get_status(self, job_id: str) -> StatusReport: ...
+    def get_status(self, job_id: str, dataset: str | None = None) -> StatusReport:
+        """The job's status: a content export, or (`dataset` given) a reporting export of that dataset."""
+        ...
 
-    def download_url_for(self, job_id: str) -> str:
+    def download_url_for(self, job_id: str, dataset: str | None = None) -> str:
         """Where the export is documented to be when the job model gives no download_url."""
         ...
 
@@ -84,6 +86,10 @@ class ExportSource(Protocol):
 
     def create(self, created_at_after: int, created_at_before: int) -> StatusReport:
         """Start a content export for the inclusive range (ActiveJobExists: the workspace's one slot is taken)."""
+        ...
+
+    def enqueue(self, dataset: str, attributes: tuple[str, ...], start_time: int, end_time: int) -> StatusReport:
+        """Start a reporting export (ActiveJobExists: the workspace has five pending already)."""
         ...
 
 

@@ -72,6 +72,9 @@ def default_workspace(settings: Settings) -> Workspace:
         daily=settings.default_daily_start is not None,
         start=settings.default_daily_start,
         window_days=settings.default_window_days,
+        app_id=settings.intercom_app_id,
+        client_id=settings.intercom_client_id,
+        daily_datasets=settings.default_daily_datasets,
     )
 
 

@@ -208,6 +208,8 @@ def build_intercom(settings: OperatorSettings | Settings, secrets_client: Any) -
         version=settings.intercom_version,
         timeout=settings.http_timeout_seconds,
         pool_size=settings.intercom_pool_size,
+        app_id=settings.intercom_app_id,
+        client_id=settings.intercom_client_id,
     )
 
 
@@ -232,6 +234,8 @@ def build_workspace_source(
         version=version,
         timeout=timeout,
         pool_size=pool_size,
+        app_id=workspace.app_id,
+        client_id=workspace.client_id,
     )
 
 

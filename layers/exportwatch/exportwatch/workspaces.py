@@ -95,10 +95,20 @@ class Workspace:
     daily: bool = False
     start: date | None = None  # the first day of the daily schedule
     window_days: int = 1
+    # The reporting family (reporting.py): the workspace's ids, and the datasets archived daily from `start`.
+    app_id: str | None = None
+    client_id: str | None = None
+    daily_datasets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.daily and self.start is None:
-            raise InvalidWorkspace("--daily needs --start YYYY-MM-DD (the first day to archive)")
+        if (self.daily or self.daily_datasets) and self.start is None:
+            raise InvalidWorkspace("--daily and --daily-dataset need --start YYYY-MM-DD (the first day to archive)")
+        if self.daily_datasets and not self.has_reporting_ids:
+            raise InvalidWorkspace("--daily-dataset needs the workspace's --app-id and --client-id")
+
+    @property
+    def has_reporting_ids(self) -> bool:
+        return bool(self.app_id and self.client_id)
 
     def to_dict(self) -> dict[str, object]:
         """`workspace list --json`: the secret's id, never its value."""
@@ -109,4 +119,7 @@ class Workspace:
             "daily": self.daily,
             "start": None if self.start is None else self.start.isoformat(),
             "window_days": self.window_days,
+            "app_id": self.app_id,
+            "client_id": self.client_id,
+            "daily_datasets": list(self.daily_datasets),
         }
