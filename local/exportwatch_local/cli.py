@@ -25,18 +25,30 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from datetime import time as dtime
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from exportwatch.config import ConfigError, OperatorSettings, PollerSettings, StoreSettings
 from exportwatch.intercom import ActiveJobExists, IntercomError
 from exportwatch.model import InvalidJobId, Job, human_size, iso, utcnow, validate_job_id
+from exportwatch.reporting import InvalidReporting, validate_dataset
 from exportwatch.safetext import one_line
 from exportwatch.store import JobStore
+from exportwatch.windows import parse_day
 from exportwatch.workspaces import DEFAULT_WORKSPACE, InvalidWorkspace, validate_name
-from exportwatch_local.clibase import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError, settings_for
+from exportwatch_local.clibase import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    known_workspace,
+    reach,
+    reporting_request,
+    settings_for,
+)
 
 if TYPE_CHECKING:
-    from exportwatch.intercom import IntercomClient, StatusReport
+    from exportwatch.intercom import StatusReport
     from exportwatch.poll import CycleSummary, JobResult
 
 DEBUG_HINT = "run with --debug or LOG_LEVEL=DEBUG to see the traceback"
@@ -59,11 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("track", help="watch an existing Intercom export job")
     p.add_argument("job_id", metavar="JOB_ID")
     p.add_argument("--workspace", default=DEFAULT_WORKSPACE, metavar="NAME", help="its workspace (default: default)")
+    p.add_argument("--dataset", metavar="ID", help="a reporting export of this dataset (default: a content export)")
 
     p = sub.add_parser("start", help="create an export at Intercom and track it")
     p.add_argument("--since", required=True, metavar="DATE", help="first day (YYYY-MM-DD) or ISO 8601 time, UTC")
     p.add_argument("--until", required=True, metavar="DATE", help="last day, inclusive (YYYY-MM-DD) or ISO time")
     p.add_argument("--workspace", default=DEFAULT_WORKSPACE, metavar="NAME", help="its workspace (default: default)")
+    p.add_argument("--dataset", metavar="ID", help="a reporting export of this dataset (whole days only)")
+    p.add_argument("--attributes", metavar="A,B,...", help="with --dataset: exactly these (default: every attribute)")
 
     p = sub.add_parser("poll", help="run one poll cycle now (the code path the Lambda runs)")
     p.add_argument(
@@ -107,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in exc.lines:  # every problem at once, one line each
                 _fail(EXIT_USAGE, line)
             return EXIT_USAGE
-        except (UsageError, InvalidJobId, InvalidWorkspace) as exc:
+        except (UsageError, InvalidJobId, InvalidWorkspace, InvalidReporting) as exc:
             return _fail(EXIT_USAGE, str(exc))
         except ActiveJobExists as exc:
             return _fail(EXIT_FAILED, str(exc))
@@ -328,19 +343,39 @@ def _refused(exc: BaseException) -> bool:
 
 def cmd_track(args: argparse.Namespace) -> int:
     job_id = validate_job_id(args.job_id)  # before anything else: bad input writes nothing
+    validate_name(args.workspace)
+    if args.dataset is not None:
+        return _track_reporting(job_id, args)
     from exportwatch.ledger import LedgerStore
     from exportwatch.wiring import aws_clients
 
-    validate_name(args.workspace)
     settings = settings_for(StoreSettings)
     db = aws_clients(services=("dynamodb",))["dynamodb"]
-    from exportwatch_local.ledger_cli import known_workspace
-
     workspace = known_workspace(LedgerStore(db, settings.jobs_table), args.workspace)
-    store = JobStore(db, settings.jobs_table)
-    if store.track(Job(job_identifier=job_id, tracked_at=iso(utcnow()), next_check_at=0, workspace=workspace)):
-        where = "" if workspace == DEFAULT_WORKSPACE else f" in workspace {workspace}"
-        print(f"tracking {job_id}{where}: the next poll checks it")
+    return _track(
+        JobStore(db, settings.jobs_table), Job(job_id, tracked_at=iso(utcnow()), next_check_at=0, workspace=workspace)
+    )
+
+
+def _track_reporting(job_id: str, args: argparse.Namespace) -> int:
+    """`track ID --dataset ID`: a reporting export started elsewhere; the workspace must have its reporting ids and
+    Intercom must know the dataset (checked before anything is written)."""
+    validate_dataset(args.dataset)
+    target = reach(args.workspace)
+    dataset, _ = reporting_request(target, args.dataset, None)
+    job = Job(
+        job_id, tracked_at=iso(utcnow()), next_check_at=0, workspace=target.name, kind="reporting", dataset=dataset
+    )
+    settings = settings_for(StoreSettings)
+    return _track(JobStore(target.clients["dynamodb"], settings.jobs_table), job)
+
+
+def _track(store: JobStore, job: Job) -> int:
+    job_id = job.job_identifier
+    if store.track(job):
+        where = "" if job.workspace == DEFAULT_WORKSPACE else f" in workspace {job.workspace}"
+        what = f" ({job.dataset} reporting export)" if job.dataset else ""
+        print(f"tracking {job_id}{what}{where}: the next poll checks it")
     else:
         existing = store.get(job_id)
         state = existing.state.value if existing else "unknown"
@@ -349,25 +384,32 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    since, until = (
-        _parse_when(args.since, "--since", end_of_day=False),
-        _parse_when(args.until, "--until", True),
-    )
+    if args.dataset is None and args.attributes is not None:
+        raise UsageError("--attributes goes with --dataset (a reporting export)")
+    if args.dataset is not None:
+        since, until = _whole_day(args.since, "--since", False), _whole_day(args.until, "--until", True)
+    else:
+        since, until = _parse_when(args.since, "--since", end_of_day=False), _parse_when(args.until, "--until", True)
     if since > until:
         raise UsageError(f"--since ({iso(since)}) is after --until ({iso(until)})")
     if since > utcnow():
         raise UsageError(f"--since ({iso(since)}) is in the future")
     validate_name(args.workspace)
-    from exportwatch.wiring import aws_clients
-
+    if args.dataset is not None:
+        validate_dataset(args.dataset)
     settings = settings_for(OperatorSettings)
-    clients = aws_clients(services=("dynamodb", "secretsmanager"))
-    store_db = clients["dynamodb"]
+    target = reach(args.workspace, settings)
     # The table is read before Intercom is asked: a wrong JOBS_TABLE must not leave an untracked export
     # holding the workspace's one active job.
-    JobStore(store_db, settings.jobs_table).get("exportwatch-preflight")
-    workspace, intercom = _workspace_source(settings, clients, args.workspace)
-    report = intercom.create(int(since.timestamp()), int(until.timestamp()))
+    store = JobStore(target.clients["dynamodb"], settings.jobs_table)
+    store.get("exportwatch-preflight")
+    first, last = int(since.timestamp()), int(until.timestamp())
+    kind, dataset = "content", None
+    if args.dataset is not None:
+        dataset, attributes = reporting_request(target, args.dataset, args.attributes)
+        report, kind = target.intercom.enqueue(dataset, attributes, first, last), "reporting"
+    else:
+        report = target.intercom.create(first, last)
     try:
         job_id = validate_job_id(report.job_identifier)
     except InvalidJobId as exc:
@@ -380,21 +422,26 @@ def cmd_start(args: argparse.Namespace) -> int:
         intercom_status=report.status,
         created_at_after=iso(since),
         created_at_before=iso(until),
-        workspace=workspace,
+        workspace=target.name,
+        kind=kind,
+        dataset=dataset,
+        api_version=settings.intercom_version,
     )
     try:
-        JobStore(store_db, settings.jobs_table).track(job)
+        store.track(job)
     except Exception as exc:
         # The export exists at Intercom now: never lose its id.
         print(job.job_identifier)
         known = _aws_error(exc)
         why = known[1] if known else f"{type(exc).__name__}: {one_line(str(exc), 200)}"
+        again = f" --dataset {dataset}" if dataset else ""
         return _fail(
             EXIT_FAILED,
-            f"created {job.job_identifier} but could not track it ({why}); run: exportwatch track {job.job_identifier}",
+            f"created {job_id} but could not track it ({why}); run: exportwatch track {job_id}{again}",
         )
     print(job.job_identifier)
-    print(f"created export {job.job_identifier} for {iso(since)} .. {iso(until)}; tracking it", file=sys.stderr)
+    what = f"{dataset} reporting export" if dataset else "export"
+    print(f"created {what} {job.job_identifier} for {iso(since)} .. {iso(until)}; tracking it", file=sys.stderr)
     return EXIT_OK
 
 
@@ -511,8 +558,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     tracked = store.get(job_id)  # also checks JOBS_TABLE before anything is asked of Intercom
     if tracked is not None and args.workspace is not None and args.workspace != tracked.workspace:
         raise UsageError(f"{job_id} is tracked in workspace {tracked.workspace}, not {args.workspace}")
+    if tracked is not None and tracked.reporting:
+        return _fail(EXIT_FAILED, f"{job_id} is a reporting export: Intercom has no way to cancel those")
     wanted = tracked.workspace if tracked is not None else (args.workspace or DEFAULT_WORKSPACE)
-    _, intercom = _workspace_source(settings, clients, wanted)
+    intercom = reach(wanted, settings).intercom
     # Intercom documents no answer for cancelling a job that has finished (the emulator accepts it and turns
     # a completed export into a canceled one), so ask first and cancel only a job that is still running.
     before = intercom.get_status(job_id)
@@ -530,24 +579,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     store.make_due(job_id)  # the next poll, not the one after the job's back-off, reports the cancel
     print(f"{job_id}: canceled at Intercom; the next poll reports export.canceled")
     return EXIT_OK
-
-
-def _workspace_source(settings: OperatorSettings, clients: dict[str, Any], raw: str) -> tuple[str, IntercomClient]:
-    """(workspace, its Intercom client with the token resolved): `default` from the environment, any other from its
-    registry record (InvalidWorkspace, exit 2, when it is not registered)."""
-    from exportwatch.ledger import LedgerStore
-    from exportwatch.wiring import build_intercom, build_sources
-
-    ledger = LedgerStore(clients["dynamodb"], settings.jobs_table)
-    from exportwatch_local.ledger_cli import known_workspace
-
-    name = known_workspace(ledger, raw)
-    source = build_sources(
-        settings, build_intercom(settings, clients["secretsmanager"]), ledger, clients["secretsmanager"]
-    )
-    intercom = cast("IntercomClient", source.source_for(name))  # wiring builds IntercomClients only
-    intercom.ensure_token()
-    return name, intercom
 
 
 def _not_cancelable(job_id: str, report: StatusReport) -> int:
@@ -597,10 +628,17 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return ledger_cli.cmd_coverage(args)
 
 
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from exportwatch_local import ledger_cli
+
+    return ledger_cli.cmd_datasets(args)
+
+
 COMMANDS = {
     "workspace": cmd_workspace,
     "backfill": cmd_backfill,
     "coverage": cmd_coverage,
+    "datasets": cmd_datasets,
     "track": cmd_track,
     "start": cmd_start,
     "poll": cmd_poll,
@@ -611,6 +649,14 @@ COMMANDS = {
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
+
+
+def _whole_day(raw: str, flag: str, end_of_day: bool) -> datetime:
+    """A reporting range is whole UTC days: YYYY-MM-DD only; its first second, or its last (`end_of_day`)."""
+    day = parse_day(raw.strip())
+    if day is None:
+        raise UsageError(f"{flag} {raw[:40]!r} is not a day (YYYY-MM-DD): a reporting range is whole UTC days")
+    return datetime.combine(day, dtime(23, 59, 59) if end_of_day else dtime(0, 0, 0), UTC)
 
 
 def _parse_when(raw: str, flag: str, end_of_day: bool) -> datetime:

@@ -20,6 +20,19 @@ Several workspaces (one emulator each, own port and token)::
         fleet.emulators["eu"].queue_create_scenarios("failed", "completed")
         ...  # fleet.base_url("eu"); afterwards fleet.emulators["us"].tokens_seen() == {"token-us"}
 
+The second export family, reporting datasets (intercom-reporting-export-api.md), is served beside it:
+``GET /export/reporting_data/get_datasets`` (the DATASETS catalogue), ``POST /export/reporting_data/enqueue``
+(at most 5 pending reporting jobs; content exports keep their own one-active rule), the status
+``GET /export/reporting_data/{id}?app_id=..&client_id=..`` and the download
+``GET /download/reporting_data/{id}?app_id=..``. A reporting job reuses every scenario and option of a content
+job, except that its finished word is ``complete`` (the spec's examples) unless ``steps`` is given explicitly,
+and its body is a gzip CSV with the requested attributes as columns by default::
+
+    with IntercomEmulator(app_id="app1", client_id="client1") as emu:
+        emu.queue_reporting_scenarios("failed", "completed")  # the first enqueue fails, the next completes
+        job_id = emu.add_reporting_job("completed", dataset="conversation")  # or enqueue over HTTP
+        ...  # afterwards emu.enqueues lists every enqueue and how it was answered
+
 From another process: ``python -m exportwatch_local.emulator --port 8765 --token T`` and the control API
 under ``/_emulator/`` (no auth), see ``IntercomEmulator._control``.
 """
@@ -51,16 +64,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from exportwatch.outcomes import FINISHED_OK_STATUSES, HTTP_ANSWERS, RUNNING_STATUSES
 from exportwatch_local.loopback import LoopbackHandler, LoopbackServer
 
 __all__ = [
     "CSV_COLUMNS",
+    "DATASETS",
     "SCENARIOS",
     "CreateRecord",
     "EmulatorFleet",
+    "EnqueueRecord",
     "IntercomEmulator",
     "RecordedRequest",
     "main",
@@ -72,8 +87,18 @@ _LOG = logging.getLogger(__name__)
 TWO_DAYS: Final = 2 * 24 * 3600
 DEFAULT_TOKEN: Final = "emulator-token"  # noqa: S105 - a public placeholder, not a secret
 DEFAULT_WORKSPACE: Final = "default"
+DEFAULT_APP_ID: Final = "emulator-app"
+DEFAULT_CLIENT_ID: Final = "emulator-client"
 _CREATE_PATH: Final = "/export/content/data"
 _ONE_ACTIVE_MESSAGE: Final = "Exceeded rate limit of 1 pending message data export jobs"
+_CONTENT: Final = "content"
+_REPORTING: Final = "reporting"
+_DATASETS_PATH: Final = "/export/reporting_data/get_datasets"
+_ENQUEUE_PATH: Final = "/export/reporting_data/enqueue"
+_REPORTING_STATUS_PREFIX: Final = "/export/reporting_data/"
+_REPORTING_DOWNLOAD_PREFIX: Final = "/download/reporting_data/"
+_MAX_PENDING_REPORTING: Final = 5
+_FIVE_PENDING_MESSAGE: Final = "Exceeded rate limit of 5 pending reporting dataset export jobs"
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 _CHUNK: Final = 256 * 1024
 _MAX_REQUEST_BODY: Final = 1 << 20
@@ -109,6 +134,63 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "first_series_disengagement",
     "first_series_exit",
 )
+
+
+def _dataset(
+    dataset_id: str, name: str, description: str, time_attribute: str, attributes: Sequence[tuple[str, str]]
+) -> dict[str, object]:
+    return {
+        "id": dataset_id,
+        "name": name,
+        "description": description,
+        "default_time_attribute_id": f"{dataset_id}.{time_attribute}",
+        "attributes": [
+            {"id": attr, "qualified_id": f"{dataset_id}.{attr}", "name": label} for attr, label in attributes
+        ],
+    }
+
+
+# The reporting datasets the emulator serves from get_datasets (a subset of Intercom's, same shape).
+DATASETS: Final[tuple[Mapping[str, object], ...]] = (
+    _dataset(
+        "conversation",
+        "Conversation",
+        "Conversation-level data: one row per conversation",
+        "created_at",
+        (
+            ("conversation_id", "Conversation ID"),
+            ("created_at", "Conversation started at"),
+            ("updated_at", "Last updated at"),
+            ("state", "Current conversation state"),
+            ("channel", "Channel"),
+            ("team_assigned", "Team currently assigned"),
+            ("teammate_assigned", "Teammate currently assigned"),
+            ("first_response_at", "First response at"),
+            ("closed_at", "Last closed at"),
+            ("conversation_rating", "Conversation rating"),
+        ),
+    ),
+    _dataset(
+        "ticket",
+        "Ticket",
+        "Ticket-level data: one row per ticket",
+        "created_at",
+        (
+            ("ticket_id", "Ticket ID"),
+            ("created_at", "Ticket created at"),
+            ("ticket_type", "Ticket type"),
+            ("ticket_state", "Ticket state"),
+            ("title", "Ticket title"),
+            ("resolved_at", "Ticket resolved at"),
+        ),
+    ),
+)
+_DATASETS_BY_ID: Final[Mapping[str, Mapping[str, object]]] = {str(d["id"]): d for d in DATASETS}
+
+
+def _attributes_of(dataset_id: str) -> list[Mapping[str, str]]:
+    return cast(list[Mapping[str, str]], _DATASETS_BY_ID[dataset_id]["attributes"])
+
 
 _COMPLETE: Final = FINISHED_OK_STATUSES  # a download is served
 _ACTIVE: Final = RUNNING_STATUSES  # the workspace's one active job
@@ -233,6 +315,32 @@ class CreateRecord:
         }
 
 
+@dataclass(frozen=True)
+class EnqueueRecord:
+    """One authenticated `POST /export/reporting_data/enqueue` and how it was answered (200, 400 or 429 alike).
+
+    A field the body did not carry with the right type reads None (a 400)."""
+
+    job_identifier: str | None  # None when refused
+    dataset_id: str | None
+    attribute_ids: tuple[str, ...] | None  # None unless an array of strings
+    start_time: int | None
+    end_time: int | None
+    status_code: int
+    time: float  # by the emulator's clock
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "job_identifier": self.job_identifier,
+            "dataset_id": self.dataset_id,
+            "attribute_ids": None if self.attribute_ids is None else list(self.attribute_ids),
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "status_code": self.status_code,
+            "time": self.time,
+        }
+
+
 def _unix_field(payload: object, name: str) -> int | None:
     value = payload.get(name) if isinstance(payload, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -279,6 +387,10 @@ class _Job:
     faults_used: dict[str, int] = field(default_factory=dict)
     download_faults_used: dict[str, int] = field(default_factory=dict)
     body: _Body | None = None
+    kind: str = _CONTENT  # "content" | "reporting": which family's paths serve it
+    dataset: str | None = None  # reporting: the dataset id
+    columns: tuple[str, ...] = ()  # reporting: the attribute ids asked for (the CSV header)
+    time_range: tuple[int, int] | None = None  # reporting: start_time, end_time
 
 
 @dataclass
@@ -418,6 +530,41 @@ def _gzip_of_rows(job_identifier: str, count: int) -> bytes:
     base = int(_export_time(job_identifier).timestamp()) - 86400
     rows = [_row(job_identifier, i, base) for i in range(count)]
     return gzip.compress(_csv_bytes(rows), mtime=0)  # mtime=0: identical bytes on every download
+
+
+def _reporting_value(column: str, h: bytes, start: int, end: int) -> str:
+    name = column.rsplit(".", 1)[-1]
+    n = int.from_bytes(h[:8], "big")
+    if name.endswith("_at"):
+        return str(start + n % max(1, end - start + 1))
+    if name.endswith("_id"):
+        return str(100_000_000 + n % 900_000_000)
+    return f"{name} {h[8] % 7}"
+
+
+def _reporting_csv(job: _Job) -> bytes:
+    """The reporting export's CSV: the attribute ids asked for as the header, then `rows` deterministic rows."""
+    stamp = int(_export_time(job.job_identifier).timestamp())
+    start, end = job.time_range or (stamp - 86400, stamp - 1)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(job.columns)
+    for index in range(job.rows):
+        writer.writerow([_reporting_value(c, _digest(job.job_identifier, index, c), start, end) for c in job.columns])
+    return out.getvalue().encode()
+
+
+def _reporting_bytes(job: _Job) -> bytes:
+    data = _reporting_csv(job)
+    if job.body_format == "gzip":
+        return gzip.compress(data, mtime=0)
+    stamp = _export_time(job.job_identifier)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        info = zipfile.ZipInfo(f"{job.dataset}_{stamp.strftime('%Y%m%d_%H%M%S')}.csv", date_time=stamp.timetuple()[:6])
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, data)
+    return buf.getvalue()
 
 
 class _Body:
@@ -569,6 +716,8 @@ class _StoredGzipBody(_Body):
 
 
 def _make_body(job: _Job) -> _Body:
+    if job.kind == _REPORTING and job.size_bytes is None:
+        return _BytesBody(_reporting_bytes(job))
     if job.size_bytes is not None:
         if job.body_format == "gzip":
             return _StoredGzipBody(job.job_identifier, job.size_bytes)
@@ -623,16 +772,23 @@ def _headers_opt(name: str, value: object) -> dict[str, str]:
     return dict(value)
 
 
-def _build_job(scenario: str, job_identifier: str, options: Mapping[str, object], now: float) -> _Job:
+def _build_job(
+    scenario: str, job_identifier: str, options: Mapping[str, object], now: float, kind: str = _CONTENT
+) -> _Job:
+    """A job from a scenario and options; a reporting job's body defaults to gzip and its `completed` steps are
+    spelled `complete` (the reporting spec's examples) unless `steps` is given explicitly."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     unknown = sorted(set(options) - set(_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(_DEFAULTS)}")
-    merged = {**_DEFAULTS, **SCENARIOS[scenario], **options}
+    family: Mapping[str, object] = {"body_format": "gzip"} if kind == _REPORTING else {}
+    merged = {**_DEFAULTS, **family, **SCENARIOS[scenario], **options}
     steps = merged["steps"]
     if not isinstance(steps, list | tuple) or not steps or not all(isinstance(s, str) and s for s in steps):
         raise ValueError(f"option 'steps' must be a non-empty list of status strings, got {steps!r}")
+    if kind == _REPORTING and "steps" not in options:
+        steps = ["complete" if s == "completed" else s for s in steps]
     body_format = merged["body_format"]
     if body_format not in ("zip", "gzip"):
         raise ValueError(f"option 'body_format' must be 'zip' or 'gzip', got {body_format!r}")
@@ -673,6 +829,7 @@ def _build_job(scenario: str, job_identifier: str, options: Mapping[str, object]
         download_rate_after=cast(int, _int_opt("download_rate_after", merged["download_rate_after"])),
         slow_downloads=_int_opt("slow_downloads", merged["slow_downloads"], nullable=True),
         completed_at=None if completed_at is None else float(completed_at),
+        kind=kind,
     )
     if size_bytes is not None:
         job.body = _make_body(job)  # validates the size now rather than at download time
@@ -689,6 +846,9 @@ class IntercomEmulator(LoopbackServer):
 
     One instance is one workspace (`workspace` is only a label): it accepts its own token alone and allows
     one active content export created through the API at a time, as Intercom does per workspace.
+    It also serves the reporting family: `app_id` and `client_id` are the workspace's ids that the reporting
+    status call must carry (a wrong `app_id` is a 404; `client_id` is required but its value is not checked,
+    read it back from `requests`), and at most 5 API-enqueued reporting jobs may be pending at once.
     """
 
     label = "intercom emulator"
@@ -705,10 +865,14 @@ class IntercomEmulator(LoopbackServer):
         status_delay: float = 0.0,
         open_downloads: bool = False,
         workspace: str = DEFAULT_WORKSPACE,
+        app_id: str = DEFAULT_APP_ID,
+        client_id: str = DEFAULT_CLIENT_ID,
     ) -> None:
         super().__init__(host, port, _Handler)
         self.token = token
         self.workspace = workspace
+        self.app_id = app_id
+        self.client_id = client_id
         # A storage host (where a redirect or a presigned URL points): downloads need no token, like S3's.
         self.open_downloads = open_downloads
         self.clock = clock
@@ -721,6 +885,10 @@ class IntercomEmulator(LoopbackServer):
         self._creates: list[CreateRecord] = []
         self._tokens_seen: set[str] = set()
         self._peak_active = 0
+        self._reporting_scenario: _Scenario = ("completed", {})
+        self._reporting_queue: list[_Scenario] = []  # taken one per successful enqueue
+        self._enqueues: list[EnqueueRecord] = []
+        self._peak_pending_reporting = 0
         # Intercom's real limit is per app and workspace; by default only the headers are emulated, so
         # benchmarks are not throttled unless set_rate_limit() asks for it.
         self._rl_limit = 10_000
@@ -741,6 +909,30 @@ class IntercomEmulator(LoopbackServer):
             job_id = job_identifier or self._new_id()
             job = _build_job(scenario, job_id, options, self.clock())
             if scenario != "not_found":  # a not_found job is an id nobody registered
+                self._register(job)
+            return job_id
+
+    def add_reporting_job(
+        self,
+        scenario: str = "completed",
+        job_identifier: str | None = None,
+        dataset: str = "conversation",
+        **options: object,
+    ) -> str:
+        """Register a reporting job of `dataset` (every attribute of it, by qualified id) behaving as `scenario`
+        (its `completed` is spelled `complete`); served on the reporting paths only. Returns its id."""
+        if dataset not in _DATASETS_BY_ID:
+            raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(_DATASETS_BY_ID)}")
+        with self._lock:
+            if job_identifier is not None and (
+                not job_identifier or "/" in job_identifier or job_identifier in self._jobs
+            ):
+                raise ValueError(f"job_identifier {job_identifier!r} is empty, has '/', or exists")
+            job_id = job_identifier or self._new_id()
+            job = _build_job(scenario, job_id, options, self.clock(), kind=_REPORTING)
+            job.dataset = dataset
+            job.columns = tuple(a["qualified_id"] for a in _attributes_of(dataset))
+            if scenario != "not_found":
                 self._register(job)
             return job_id
 
@@ -782,15 +974,34 @@ class IntercomEmulator(LoopbackServer):
 
     @property
     def peak_active_exports(self) -> int:
-        """The most API-created jobs active at once, counted at each successful create (1 while the rule holds)."""
+        """The most API-created content jobs active at once, counted at each successful create (1 while the
+        rule holds)."""
         with self._lock:
             return self._peak_active
 
     @property
     def active_exports(self) -> list[str]:
-        """Ids of the API-created jobs active now (pending or in progress as last served)."""
+        """Ids of the API-created content jobs active now (pending or in progress as last served)."""
         with self._lock:
-            return [j.job_identifier for j in self._jobs.values() if j.created_via_api and j.status in _ACTIVE]
+            return [j.job_identifier for j in self._jobs.values() if self._counts(j, _CONTENT)]
+
+    @property
+    def enqueues(self) -> list[EnqueueRecord]:
+        """A snapshot of every authenticated reporting enqueue so far (what was asked and the answer), oldest first."""
+        with self._lock:
+            return list(self._enqueues)
+
+    @property
+    def peak_pending_reporting(self) -> int:
+        """The most API-enqueued reporting jobs pending at once, counted at each successful enqueue (<= 5)."""
+        with self._lock:
+            return self._peak_pending_reporting
+
+    @property
+    def pending_reporting(self) -> list[str]:
+        """Ids of the API-enqueued reporting jobs pending now (pending or in progress as last served)."""
+        with self._lock:
+            return [j.job_identifier for j in self._jobs.values() if self._counts(j, _REPORTING)]
 
     def set_rate_limit(self, limit: int, window_seconds: float = 10.0) -> None:
         """Enforce `limit` API calls per aligned window: the call over it gets a real 429."""
@@ -827,6 +1038,30 @@ class IntercomEmulator(LoopbackServer):
         with self._lock:
             return [scenario for scenario, _ in self._create_queue]
 
+    def set_reporting_scenario(self, scenario: str = "completed", **options: object) -> None:
+        """How jobs enqueued through `POST /export/reporting_data/enqueue` behave from now on (default
+        "completed", whose finished word is `complete` for reporting jobs)."""
+        _build_job(scenario, "validation", options, self.clock(), kind=_REPORTING)
+        with self._lock:
+            self._reporting_scenario = (scenario, dict(options))
+
+    def queue_reporting_scenarios(self, *scenarios: str | tuple[str, Mapping[str, object]]) -> None:
+        """Queue how the next successful reporting enqueues behave, one each in order (a name, or (name,
+        options)); then set_reporting_scenario's applies. Separate from the content create queue."""
+        parsed: list[_Scenario] = []
+        for item in scenarios:
+            scenario, options = (item, {}) if isinstance(item, str) else item
+            _build_job(scenario, "validation", options, self.clock(), kind=_REPORTING)
+            parsed.append((scenario, dict(options)))
+        with self._lock:
+            self._reporting_queue.extend(parsed)
+
+    @property
+    def queued_reporting_scenarios(self) -> list[str]:
+        """Names of the reporting scenarios still queued, next first."""
+        with self._lock:
+            return [scenario for scenario, _ in self._reporting_queue]
+
     # ---- internals (callers hold self._lock unless noted) ---------------------------------------------
 
     def _new_id(self) -> str:
@@ -834,6 +1069,11 @@ class IntercomEmulator(LoopbackServer):
             job_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
             if job_id not in self._jobs:
                 return job_id
+
+    @staticmethod
+    def _counts(job: _Job, kind: str) -> bool:
+        """Whether `job` holds one of the workspace's active slots of family `kind` (API-created and running)."""
+        return job.kind == kind and job.created_via_api and job.status in _ACTIVE
 
     def _register(self, job: _Job) -> None:
         self._set_status(job, job.steps[0])
@@ -852,7 +1092,7 @@ class IntercomEmulator(LoopbackServer):
         expires_at = self._expires_at(job)
         if job.status in _COMPLETE and expires_at is not None:
             origin = job.download_origin or self.base_url
-            url = job.download_url or f"{origin}/download/content/data/{job.job_identifier}"
+            url = job.download_url or f"{origin}{self._download_path(job)}"
             expires = str(int(expires_at))
         return {
             "job_identifier": job.job_identifier,
@@ -861,9 +1101,18 @@ class IntercomEmulator(LoopbackServer):
             "download_expires_at": expires,
         }
 
+    def _download_path(self, job: _Job) -> str:
+        """The download path (and query) of `job`'s family."""
+        job_id = quote(job.job_identifier, safe="")
+        if job.kind == _REPORTING:
+            return f"{_REPORTING_DOWNLOAD_PREFIX}{job_id}?app_id={quote(self.app_id, safe='')}"
+        return f"/download/content/data/{job.job_identifier}"
+
     def _info(self, job: _Job) -> dict[str, object]:
         return {
             "job_identifier": job.job_identifier,
+            "kind": job.kind,
+            "dataset": job.dataset,
             "scenario": job.scenario,
             "options": job.options,
             "status": job.status,
@@ -903,11 +1152,37 @@ class IntercomEmulator(LoopbackServer):
         with self._lock:
             self._requests.append(request)
 
-    def _api(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
-        reply = self._authorized_api(method, path, headers, body)
+    def _api(self, method: str, path: str, headers: Mapping[str, str], body: bytes, query: str = "") -> _Reply:
+        reply = self._authorized_api(method, path, headers, body, query)
         if method == "POST" and path == _CREATE_PATH and reply.code != 401:
             self._record_create(body, reply)
+        if method == "POST" and path == _ENQUEUE_PATH and reply.code != 401:
+            self._record_enqueue(body, reply)
         return reply
+
+    def _record_enqueue(self, body: bytes, reply: _Reply) -> None:
+        try:
+            payload: object = json.loads(body or b"null")
+        except ValueError:
+            payload = None
+        fields = payload if isinstance(payload, dict) else {}
+        dataset_id = fields.get("dataset_id")
+        attribute_ids = fields.get("attribute_ids")
+        record = EnqueueRecord(
+            job_identifier=str(json.loads(reply.body)["job_identifier"]) if reply.code == 200 else None,
+            dataset_id=dataset_id if isinstance(dataset_id, str) else None,
+            attribute_ids=(
+                tuple(attribute_ids)
+                if isinstance(attribute_ids, list) and all(isinstance(a, str) for a in attribute_ids)
+                else None
+            ),
+            start_time=_unix_field(payload, "start_time"),
+            end_time=_unix_field(payload, "end_time"),
+            status_code=reply.code,
+            time=self.clock(),
+        )
+        with self._lock:
+            self._enqueues.append(record)
 
     def _record_create(self, body: bytes, reply: _Reply) -> None:
         try:
@@ -927,7 +1202,9 @@ class IntercomEmulator(LoopbackServer):
         with self._lock:
             self._creates.append(record)
 
-    def _authorized_api(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+    def _authorized_api(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, query: str = ""
+    ) -> _Reply:
         raw = (headers.get("authorization") or "").strip()
         scheme, _, credential = raw.partition(" ")
         if raw:
@@ -935,21 +1212,27 @@ class IntercomEmulator(LoopbackServer):
                 # The credential alone for Bearer; any other scheme's whole value, so no token goes unseen.
                 self._tokens_seen.add(credential.strip() if scheme.lower() == "bearer" else raw)
         if self.open_downloads and method == "GET" and path.startswith("/download/"):
-            return self._route(method, path, headers, body)  # no token, no rate window: a storage host
+            return self._route(method, path, headers, body, query)  # no token, no rate window: a storage host
         if scheme.lower() != "bearer" or credential.strip() != self.token:
             return _error(401, "unauthorized", "Access Token Invalid")  # no rate-limit headers, like Intercom
         with self._lock:
             rate_headers, exceeded = self._count_call()
             message = self._rate_limit_message()
-        reply = _error(429, "rate_limit_exceeded", message) if exceeded else self._route(method, path, headers, body)
+        reply = (
+            _error(429, "rate_limit_exceeded", message) if exceeded else self._route(method, path, headers, body, query)
+        )
         for name, value in rate_headers.items():
             reply.headers.setdefault(name, value)  # a scenario's own 429 keeps its Reset
         return reply
 
-    def _route(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+    def _route(self, method: str, path: str, headers: Mapping[str, str], body: bytes, query: str = "") -> _Reply:
         job_id = _job_id_of(path)
         if method == "POST" and path == _CREATE_PATH:
             return self._create(body)
+        if method == "GET" and path == _DATASETS_PATH:
+            return _json_reply(200, {"type": "list", "data": list(DATASETS)})
+        if method == "POST" and path == _ENQUEUE_PATH:
+            return self._enqueue(body)
         if job_id is None:
             return _unknown_resource()
         if method == "GET" and path.startswith("/export/content/data/"):
@@ -958,6 +1241,10 @@ class IntercomEmulator(LoopbackServer):
             return self._cancel(job_id)
         if method == "GET" and path.startswith("/download/content/data/"):
             return self._download(job_id, headers.get("accept") or "")
+        if method == "GET" and path.startswith(_REPORTING_STATUS_PREFIX):
+            return self._reporting_status(job_id, parse_qs(query))
+        if method == "GET" and path.startswith(_REPORTING_DOWNLOAD_PREFIX):
+            return self._reporting_download(job_id, headers.get("accept") or "", parse_qs(query))
         return _unknown_resource()
 
     def _create(self, body: bytes) -> _Reply:
@@ -977,20 +1264,62 @@ class IntercomEmulator(LoopbackServer):
             return _error(400, "bad_request", "created_at_after must not be later than created_at_before")
         with self._lock:
             # Canceled, failed, no_data and completed jobs are not _ACTIVE: they free the workspace's slot.
-            if any(j.created_via_api and j.status in _ACTIVE for j in self._jobs.values()):
+            # Reporting jobs have their own limit (_enqueue) and never count here.
+            if any(self._counts(j, _CONTENT) for j in self._jobs.values()):
                 return _error(429, "rate_limit_exceeded", _ONE_ACTIVE_MESSAGE)
             scenario, options = self._create_queue.pop(0) if self._create_queue else self._create_scenario
             job = _build_job(scenario, self._new_id(), options, self.clock())
             job.created_via_api = True
             self._register(job)
-            active = sum(1 for j in self._jobs.values() if j.created_via_api and j.status in _ACTIVE)
+            active = sum(1 for j in self._jobs.values() if self._counts(j, _CONTENT))
             self._peak_active = max(self._peak_active, active)
             return _json_reply(200, self._model(job))
 
-    def _status(self, job_id: str) -> _Reply:
+    def _enqueue(self, body: bytes) -> _Reply:
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError:
+            return _error(400, "bad_request", "Request body is not valid JSON")
+        if not isinstance(payload, dict):
+            return _error(400, "bad_request", "Request body must be a JSON object")
+        checked = _check_enqueue(payload)
+        if isinstance(checked, _Reply):
+            return checked
+        dataset, columns, time_range = checked
+        with self._lock:
+            # Only pending/in_progress API-enqueued reporting jobs count; content exports never do.
+            if sum(1 for j in self._jobs.values() if self._counts(j, _REPORTING)) >= _MAX_PENDING_REPORTING:
+                return _error(429, "rate_limit_exceeded", _FIVE_PENDING_MESSAGE)
+            queued = self._reporting_queue.pop(0) if self._reporting_queue else self._reporting_scenario
+            job = _build_job(queued[0], self._new_id(), queued[1], self.clock(), kind=_REPORTING)
+            job.created_via_api = True
+            job.dataset, job.columns, job.time_range = dataset, columns, time_range
+            self._register(job)
+            pending = sum(1 for j in self._jobs.values() if self._counts(j, _REPORTING))
+            self._peak_pending_reporting = max(self._peak_pending_reporting, pending)
+            return _json_reply(200, self._model(job))
+
+    def _reporting_status(self, job_id: str, query: Mapping[str, list[str]]) -> _Reply:
+        for name in ("app_id", "client_id"):
+            if not query.get(name):
+                return _error(400, "bad_request", f"{name} is required")
+        if query["app_id"][0] != self.app_id:
+            return _job_not_found(job_id)  # another workspace's job, as far as this one knows
+        return self._status(job_id, _REPORTING)
+
+    def _reporting_download(self, job_id: str, accept: str, query: Mapping[str, list[str]]) -> _Reply:
+        if not _accepts_octet_stream(accept):
+            return _error(406, "not_acceptable", "Accept header must be application/octet-stream")
+        if not query.get("app_id"):
+            return _error(400, "bad_request", "app_id is required")
+        if query["app_id"][0] != self.app_id:
+            return _job_not_found(job_id)
+        return self._download(job_id, accept, _REPORTING)
+
+    def _status(self, job_id: str, kind: str = _CONTENT) -> _Reply:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None:
+            if job is None or job.kind != kind:
                 return _job_not_found(job_id)
             job.status_calls += 1
             delay = self.status_delay
@@ -1047,20 +1376,19 @@ class IntercomEmulator(LoopbackServer):
     def _cancel(self, job_id: str) -> _Reply:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None:
+            if job is None or job.kind != _CONTENT:  # the reporting family has no cancel endpoint
                 return _job_not_found(job_id)
             job.canceled = True
             job.status = "canceled"
             return _json_reply(200, self._model(job))
 
-    def _download(self, job_id: str, accept: str) -> _Reply:
-        media = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-        if "application/octet-stream" not in media:
+    def _download(self, job_id: str, accept: str, kind: str = _CONTENT) -> _Reply:
+        if not _accepts_octet_stream(accept):
             # Deliberately strict (*/* is refused too): the official SDKs omit this header and fail live.
             return _error(406, "not_acceptable", "Accept header must be application/octet-stream")
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None:
+            if job is None or job.kind != kind:
                 return _job_not_found(job_id)
             job.download_attempts += 1
             expires_at = self._expires_at(job)
@@ -1072,7 +1400,7 @@ class IntercomEmulator(LoopbackServer):
             if job.redirect_location is not None:
                 return _Reply(302, b"", _JSON, {**extra, "Location": job.redirect_location})
             if job.redirect_to is not None:
-                location = f"{job.redirect_to.rstrip('/')}/download/content/data/{job_id}"
+                location = f"{job.redirect_to.rstrip('/')}{self._download_path(job)}"
                 return _Reply(302, b"", _JSON, {**extra, "Location": location})
             if job.download_gone:
                 return _job_not_found(job_id)
@@ -1159,6 +1487,8 @@ class IntercomEmulator(LoopbackServer):
                 return _json_reply(400, {"error": str(exc)})
             return _json_reply(200, {"limit": limit, "window_seconds": window})
         reply = self._control_workspace(method, path, payload)
+        if reply is None:
+            reply = self._control_reporting(method, path, payload)
         return _json_reply(404, {"error": f"no control endpoint {method} {path}"}) if reply is None else reply
 
     def _control_workspace(self, method: str, path: str, payload: object) -> _Reply | None:
@@ -1189,14 +1519,103 @@ class IntercomEmulator(LoopbackServer):
             return _json_reply(200, {"queued": self.queued_create_scenarios})
         return None
 
+    def _control_reporting(self, method: str, path: str, payload: object) -> _Reply | None:
+        """The reporting family's control endpoints: the enqueue log, its scenario and queue, scripted jobs."""
+        if method == "GET" and path == "/_emulator/enqueues":
+            with self._lock:
+                enqueues = [e.to_dict() for e in self._enqueues]
+                peak = self._peak_pending_reporting
+            return _json_reply(
+                200,
+                {
+                    "enqueues": enqueues,
+                    "peak_pending_reporting": peak,
+                    "app_id": self.app_id,
+                    "client_id": self.client_id,
+                },
+            )
+        if method != "POST" or path not in (
+            "/_emulator/reporting_scenarios",
+            "/_emulator/reporting_scenario",
+            "/_emulator/reporting_jobs",
+        ):
+            return None
+        try:
+            if path == "/_emulator/reporting_scenarios":
+                # {"scenarios": ["failed", {"scenario": "completed", "rows": 3}]}: queue_reporting_scenarios.
+                items = payload.get("scenarios") if isinstance(payload, dict) else None
+                if not isinstance(items, list):
+                    raise ValueError('body must be {"scenarios": [...]}')
+                self.queue_reporting_scenarios(*(_scenario_item(item) for item in items))
+                return _json_reply(200, {"queued": self.queued_reporting_scenarios})
+            if not isinstance(payload, dict):
+                raise ValueError("body must be a JSON object")
+            scenario, options = _scenario_item(payload)
+            if path == "/_emulator/reporting_scenario":
+                self.set_reporting_scenario(scenario, **options)
+                return _json_reply(200, {"scenario": scenario})
+            job_id = options.pop("job_identifier", None)
+            dataset = options.pop("dataset", "conversation")
+            if (job_id is not None and not isinstance(job_id, str)) or not isinstance(dataset, str):
+                raise ValueError("job_identifier and dataset must be strings")
+            return _json_reply(200, {"job_identifier": self.add_reporting_job(scenario, job_id, dataset, **options)})
+        except ValueError as exc:
+            return _json_reply(400, {"error": str(exc)})
+
+
+def _scenario_item(item: object) -> tuple[str, dict[str, object]]:
+    """A control-API scenario: a name, or an object with a string "scenario" (default "completed") and options."""
+    options = {str(k): v for k, v in item.items()} if isinstance(item, dict) else {}
+    scenario = options.pop("scenario", "completed") if isinstance(item, dict) else item
+    if not isinstance(scenario, str):
+        raise ValueError("each scenario must be a string or an object with a string 'scenario'")
+    return scenario, options
+
 
 def _job_id_of(path: str) -> str | None:
-    for prefix in ("/export/content/data/", "/export/cancel/", "/download/content/data/"):
+    if path in (_DATASETS_PATH, _ENQUEUE_PATH):
+        return None
+    prefixes = ("/export/content/data/", "/export/cancel/", "/download/content/data/")
+    for prefix in (*prefixes, _REPORTING_STATUS_PREFIX, _REPORTING_DOWNLOAD_PREFIX):
         if path.startswith(prefix):
             rest = path.removeprefix(prefix)
             if rest and "/" not in rest:
                 return unquote(rest)
     return None
+
+
+def _accepts_octet_stream(accept: str) -> bool:
+    return "application/octet-stream" in {part.split(";")[0].strip().lower() for part in accept.split(",")}
+
+
+def _check_enqueue(payload: Mapping[str, object]) -> _Reply | tuple[str, tuple[str, ...], tuple[int, int]]:
+    """An enqueue body's (dataset, attribute ids as sent, (start_time, end_time)), or its 400."""
+    dataset_id = payload.get("dataset_id")
+    if dataset_id is None or dataset_id == "":
+        return _error(400, "bad_request", "dataset_id is required")
+    if not isinstance(dataset_id, str) or dataset_id not in _DATASETS_BY_ID:
+        return _error(400, "bad_request", f"Unknown dataset_id: {dataset_id}")
+    attribute_ids = payload.get("attribute_ids")
+    if attribute_ids is None:
+        return _error(400, "bad_request", "attribute_ids is required")
+    if not isinstance(attribute_ids, list):
+        return _error(400, "bad_request", "attribute_ids must be an array of attribute ids")
+    if not attribute_ids:
+        return _error(400, "bad_request", "attribute_ids must not be empty")
+    known = {a["qualified_id"] for a in _attributes_of(dataset_id)} | {a["id"] for a in _attributes_of(dataset_id)}
+    for attribute in attribute_ids:
+        if not isinstance(attribute, str) or attribute not in known:
+            return _error(400, "bad_request", f"Unknown attribute_id for dataset {dataset_id}: {attribute}")
+    for name in ("start_time", "end_time"):
+        value = payload.get(name)
+        if value is None:
+            return _error(400, "bad_request", f"{name} is required")
+        if not isinstance(value, int) or isinstance(value, bool):
+            return _error(400, "bad_request", f"{name} must be an integer unix timestamp")
+    start, end = cast(int, payload["start_time"]), cast(int, payload["end_time"])
+    if start > end:
+        return _error(400, "bad_request", "start_time must not be later than end_time")
+    return dataset_id, tuple(cast(list[str], attribute_ids)), (start, end)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1275,7 +1694,7 @@ class _Handler(LoopbackHandler[IntercomEmulator]):
                     )
                 )
                 lowered = {k.lower(): v for k, v in self.headers.items()}
-                reply = emulator._api(method, parts.path, lowered, body)
+                reply = emulator._api(method, parts.path, lowered, body, parts.query)
         except Exception:
             _LOG.exception("intercom emulator: failed to handle %s %s", method, self.path)
             reply = _error(500, "server_error", "emulator failure")
@@ -1374,11 +1793,22 @@ class EmulatorFleet:
         host: str = "127.0.0.1",
         clock: Callable[[], float] = time.time,
         status_delay: float = 0.0,
+        app_ids: Mapping[str, str] | None = None,
+        client_ids: Mapping[str, str] | None = None,
     ) -> None:
+        """`app_ids` / `client_ids`: each workspace's reporting ids (a name left out gets the defaults)."""
         if not tokens:
             raise ValueError("an emulator fleet needs at least one workspace")
         self.emulators: dict[str, IntercomEmulator] = {
-            name: IntercomEmulator(token=token, host=host, clock=clock, status_delay=status_delay, workspace=name)
+            name: IntercomEmulator(
+                token=token,
+                host=host,
+                clock=clock,
+                status_delay=status_delay,
+                workspace=name,
+                app_id=(app_ids or {}).get(name, DEFAULT_APP_ID),
+                client_id=(client_ids or {}).get(name, DEFAULT_CLIENT_ID),
+            )
             for name, token in tokens.items()
         }
 
@@ -1427,9 +1857,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--token", default=DEFAULT_TOKEN, help=f"accepted bearer token (default {DEFAULT_TOKEN})")
     parser.add_argument("--workspace", default=DEFAULT_WORKSPACE, help="workspace label (default: default)")
     parser.add_argument("--status-delay", type=float, default=0.0, help="seconds every status call waits")
+    parser.add_argument("--app-id", default=DEFAULT_APP_ID, help=f"workspace app_id (default {DEFAULT_APP_ID})")
+    parser.add_argument(
+        "--client-id", default=DEFAULT_CLIENT_ID, help=f"workspace client_id (default {DEFAULT_CLIENT_ID})"
+    )
     args = parser.parse_args(argv)
     emulator = IntercomEmulator(
-        token=args.token, host=args.host, port=args.port, status_delay=args.status_delay, workspace=args.workspace
+        token=args.token,
+        host=args.host,
+        port=args.port,
+        status_delay=args.status_delay,
+        workspace=args.workspace,
+        app_id=args.app_id,
+        client_id=args.client_id,
     )
     emulator.start()
     print(emulator.base_url, flush=True)

@@ -12,11 +12,12 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exportwatch.config import DEFAULT_API_URL, StoreSettings
 from exportwatch.ledger import LedgerStore, Window
 from exportwatch.model import iso, utcnow
+from exportwatch.reporting import REPORTING_ID_RE, find_dataset, validate_dataset, validate_reporting_id
 from exportwatch.safetext import one_line
 from exportwatch.schedule import cover_days
 from exportwatch.windows import DAY, MAX_BACKFILL_DAYS, Span, WindowState, parse_day, yesterday
@@ -30,7 +31,10 @@ from exportwatch.workspaces import (
     validate_secret_id,
     validate_window_days,
 )
-from exportwatch_local.clibase import EXIT_OK, UsageError, settings_for
+from exportwatch_local.clibase import EXIT_OK, UsageError, known_workspace, reach, reporting_request, settings_for
+
+if TYPE_CHECKING:
+    from exportwatch.intercom import IntercomClient
 
 _SECRETS_NOTE = "the poller reads it only if its name starts with the stack's WorkspaceTokenSecretPrefix"
 
@@ -46,6 +50,15 @@ def add_parsers(sub: Any) -> None:
     add.add_argument("--daily", action="store_true", help="queue every whole UTC day from --start, then one a day")
     add.add_argument("--start", metavar="YYYY-MM-DD", help="the first day of the daily windows")
     add.add_argument("--window-days", type=int, default=1, metavar="N", help="days per window (default 1)")
+    add.add_argument("--app-id", metavar="ID", help="the workspace's Intercom app id (reporting exports need it)")
+    add.add_argument("--client-id", metavar="ID", help="the client id the reporting status call needs")
+    add.add_argument(
+        "--daily-dataset",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="archive this reporting dataset daily from --start (repeatable; needs --app-id and --client-id)",
+    )
     lst = verbs.add_parser("list", help="list the workspaces (default included)")
     lst.add_argument("--json", action="store_true", help="a JSON array, one object per workspace")
     rm = verbs.add_parser("remove", help="remove a workspace (its windows and jobs stay in the ledger)")
@@ -56,6 +69,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--since", required=True, metavar="YYYY-MM-DD", help="first day, UTC")
     p.add_argument("--until", required=True, metavar="YYYY-MM-DD", help="last day, included, UTC")
     p.add_argument("--window-days", type=int, default=1, metavar="N", help="days per window (default 1)")
+    p.add_argument("--dataset", metavar="ID", help="windows of this reporting dataset (default: content)")
+    p.add_argument("--attributes", metavar="A,B,...", help="with --dataset: exactly these (default: every attribute)")
+
+    p = sub.add_parser("datasets", help="the reporting datasets a workspace can export, with their attributes")
+    p.add_argument("--workspace", default=DEFAULT_WORKSPACE, metavar="NAME", help="default: default")
+    p.add_argument("--json", action="store_true", help="a JSON array, one object per dataset")
 
     p = sub.add_parser("coverage", help="the ledger: which days are archived, running, queued, empty or failed")
     p.add_argument("--workspace", metavar="NAME", help="one workspace (default: all)")
@@ -67,16 +86,6 @@ def _ledger() -> LedgerStore:
 
     settings = settings_for(StoreSettings)
     return LedgerStore(aws_clients(services=("dynamodb",))["dynamodb"], settings.jobs_table)
-
-
-def known_workspace(ledger: LedgerStore, raw: str) -> str:
-    """The name of a workspace that exists (`default` always does); InvalidWorkspace otherwise (exit 2)."""
-    name = validate_name(raw)
-    if name != DEFAULT_WORKSPACE:
-        record = ledger.get_workspace(name)
-        if record is None or record.config is None:
-            raise InvalidWorkspace(f"workspace {name!r} is not registered (see exportwatch workspace list)")
-    return name
 
 
 # -- workspace ------------------------------------------------------------------------------------------------
@@ -101,8 +110,8 @@ def _add(args: argparse.Namespace) -> int:
             "the default workspace is the one the environment describes (INTERCOM_API_URL, INTERCOM_TOKEN_SECRET; "
             "its daily windows: the DefaultDailyStart template parameter); add others by name"
         )
-    if args.start is not None and not args.daily:
-        raise UsageError("--start is the first day of --daily windows: add --daily")
+    if args.start is not None and not (args.daily or args.daily_dataset):
+        raise UsageError("--start is the first day of --daily (or --daily-dataset) windows: add --daily")
     workspace = Workspace(
         name=name,
         api_url=validate_api_url(args.api_url),
@@ -110,15 +119,24 @@ def _add(args: argparse.Namespace) -> int:
         daily=args.daily,
         start=None if args.start is None else _day_arg(args.start, "--start"),
         window_days=validate_window_days(args.window_days),
+        app_id=None if args.app_id is None else validate_reporting_id(args.app_id, "--app-id"),
+        client_id=None if args.client_id is None else validate_reporting_id(args.client_id, "--client-id"),
+        daily_datasets=tuple(dict.fromkeys(validate_dataset(d) for d in args.daily_dataset)),
     )
     from exportwatch.wiring import aws_clients
 
     settings = settings_for(StoreSettings)
     clients = aws_clients(services=("dynamodb", "secretsmanager"))
     _check_secret_exists(clients["secretsmanager"], workspace.token_secret)
+    if workspace.daily_datasets:  # Intercom must have them: asked with the workspace's own host and token
+        catalogue = _intercom_of(workspace, clients["secretsmanager"]).get_datasets()
+        for dataset in workspace.daily_datasets:
+            find_dataset(catalogue, dataset)
     created = LedgerStore(clients["dynamodb"], settings.jobs_table).put_workspace(workspace, iso(utcnow()))
     what = "added" if created else "updated"
     daily = f"; daily windows from {workspace.start}" if workspace.daily else ""
+    if workspace.daily_datasets:
+        daily += f"; daily {', '.join(workspace.daily_datasets)} windows from {workspace.start}"
     print(f"workspace {name} {what}: {workspace.api_url}, token from secret {workspace.token_secret}{daily}")
     return EXIT_OK
 
@@ -141,6 +159,16 @@ def _check_secret_exists(secrets: Any, secret_id: str) -> None:
         raise
 
 
+def _intercom_of(workspace: Workspace, secrets: Any) -> IntercomClient:
+    from exportwatch.config import DEFAULT_INTERCOM_VERSION
+    from exportwatch.wiring import build_workspace_source
+
+    version = os.environ.get("INTERCOM_VERSION", "").strip() or DEFAULT_INTERCOM_VERSION
+    client = build_workspace_source(workspace, secrets, version=version, timeout=30.0, pool_size=1)
+    client.ensure_token()
+    return client
+
+
 def default_workspace_from_env() -> Workspace:
     """`default` as this shell's environment describes it (the poller's may differ: it is the stack's)."""
     api = os.environ.get("INTERCOM_API_URL", "").strip() or DEFAULT_API_URL
@@ -150,8 +178,12 @@ def default_workspace_from_env() -> Workspace:
         days = validate_window_days(int(os.environ.get("DEFAULT_WINDOW_DAYS", "1").strip() or "1"))
     except (ValueError, InvalidWorkspace):
         days = 1
+    app_id = os.environ.get("INTERCOM_APP_ID", "").strip()
+    client_id = os.environ.get("INTERCOM_CLIENT_ID", "").strip()
     return Workspace(
         name=DEFAULT_WORKSPACE,
+        app_id=app_id if REPORTING_ID_RE.fullmatch(app_id) else None,
+        client_id=client_id if REPORTING_ID_RE.fullmatch(client_id) else None,
         api_url=one_line(api, 200),
         # Shown only when it looks like a secret's name or ARN: a token pasted into the variable is never printed.
         token_secret=secret if SECRET_ID_RE.fullmatch(secret) else "",
@@ -211,19 +243,50 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--since..--until spans {(until - since).days + 1} days; one backfill takes at most {MAX_BACKFILL_DAYS}"
         )
-    ledger = _ledger()
-    name = known_workspace(ledger, args.workspace)
+    if args.dataset is None and args.attributes is not None:
+        raise UsageError("--attributes goes with --dataset (reporting windows)")
+    kind, dataset = "content", None
+    attributes: tuple[str, ...] = ()
+    if args.dataset is not None:  # checked with Intercom first: an unknown dataset or attribute writes nothing
+        validate_dataset(args.dataset)
+        target = reach(args.workspace)
+        ledger, name = target.ledger, target.name
+        dataset, attributes = reporting_request(target, args.dataset, args.attributes)
+        kind = "reporting"
+    else:
+        ledger = _ledger()
+        name = known_workspace(ledger, args.workspace)
     now = iso(utcnow())
     if name == DEFAULT_WORKSPACE:
         ledger.ensure_workspace_state(name, now)
     # A failed window in the range gets a fresh set of attempts; every other window keeps its days.
-    cover = cover_days(ledger, name, Span(since, until), window_days, now)
+    span = Span(since, until)
+    cover = cover_days(ledger, name, span, window_days, now, kind=kind, dataset=dataset, attributes=attributes)
     queued, requeued = cover.queued, cover.requeued
     ledger.make_due(name)
-    days = (until - since).days + 1
     again = f", {requeued} of them failed before" if requeued else ""
     plural = "s" if queued != 1 else ""
-    print(f"queued {queued} window{plural} for workspace {name}, {since}..{until} ({days} days{again})")
+    what = f" of {dataset}" if dataset else ""
+    print(f"queued {queued} window{plural}{what} for workspace {name}, {span.label()} ({span.days} days{again})")
+    return EXIT_OK
+
+
+# -- datasets -------------------------------------------------------------------------------------------------
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    catalogue = reach(args.workspace).intercom.get_datasets()
+    if args.json:
+        print(json.dumps([d.to_dict() for d in catalogue], indent=2))
+        return EXIT_OK
+    if not catalogue:
+        print("Intercom lists no reporting datasets for this workspace")
+        return EXIT_OK
+    for d in catalogue:
+        time_attr = f", time attribute {d.default_time_attribute_id}" if d.default_time_attribute_id else ""
+        print(f"{d.id}  {one_line(d.name, 60)} ({len(d.attributes)} attributes{time_attr})")
+        for a in d.attributes:
+            print(f"  {a.qualified_id}  {one_line(a.name, 60)}")
     return EXIT_OK
 
 
@@ -236,12 +299,15 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         names = [known_workspace(ledger, args.workspace)]
     else:
         names = [DEFAULT_WORKSPACE, *sorted(r.name for r in ledger.workspaces() if r.config is not None)]
-    windows = {name: ledger.windows(name) for name in names}
+    windows = {name: ledger.windows(name, None) for name in names}
     if args.json:
         print(json.dumps([w.to_dict() for name in names for w in windows[name]], indent=2))
         return EXIT_OK
     for name in names:
-        _print_coverage(name, windows[name])
+        if not windows[name]:
+            print(f"{name}: no windows (exportwatch backfill --workspace {name} --since ... --until ...)")
+        for lkind in sorted({w.lkind for w in windows[name]}, key=lambda k: (k != "content", k)):
+            _print_coverage(name, [w for w in windows[name] if w.lkind == lkind])
     return EXIT_OK
 
 
@@ -256,9 +322,8 @@ def gaps(windows: list[Window]) -> list[Span]:
 
 
 def _print_coverage(name: str, windows: list[Window]) -> None:
-    if not windows:
-        print(f"{name}: no windows (exportwatch backfill --workspace {name} --since ... --until ...)")
-        return
+    """One ledger (content, or one dataset) of a workspace: a table, its gaps, a summary line."""
+    what = windows[0].dataset or "content"
     table = [("START", "END", "STATE", "ATTEMPTS", "JOB", "S3 / LAST ERROR")]
     for w in windows:
         note = w.s3_uri if w.state is WindowState.ARCHIVED else (w.last_error or "")
@@ -266,12 +331,12 @@ def _print_coverage(name: str, windows: list[Window]) -> None:
         table.append(
             (str(w.span.start), str(w.span.end), state, str(w.attempts), w.export_job or "-", one_line(note, 100))
         )
-    print(f"workspace {name}")
+    print(f"workspace {name}, {what}")
     _print_table(table, indent="  ")
     holes = gaps(windows)
     for hole in holes:
         print(f"  GAP {hole.label()} ({hole.days} day{'s' if hole.days != 1 else ''} not covered by any window)")
-    print("  " + summary_line(name, windows, holes))
+    print("  " + summary_line(f"{name} {what}", windows, holes))
 
 
 def summary_line(name: str, windows: list[Window], holes: list[Span]) -> str:

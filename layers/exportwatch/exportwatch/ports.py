@@ -24,6 +24,7 @@ from exportwatch.intercom import StatusReport
 from exportwatch.ledger import Window, WorkspaceRecord
 from exportwatch.model import Job
 from exportwatch.notifier import Notification
+from exportwatch.reporting import Dataset
 from exportwatch.windows import Span, WindowState
 
 
@@ -92,6 +93,10 @@ class ExportSource(Protocol):
         """Start a reporting export (ActiveJobExists: the workspace has five pending already)."""
         ...
 
+    def get_datasets(self) -> list[Dataset]:
+        """The workspace's reporting datasets and their attributes."""
+        ...
+
 
 class ExportSources(Protocol):
     """Each workspace's ExportSource: its own API host and its own token, never another workspace's."""
@@ -114,21 +119,38 @@ class Ledger(Protocol):
         self, name: str, owner: str, now: int, lease_seconds: int, due_by: int | None
     ) -> WorkspaceRecord | None: ...
 
-    def release_workspace(self, name: str, owner: str, next_check_at: int, daily_through: date | None) -> None: ...
+    def release_workspace(
+        self,
+        name: str,
+        owner: str,
+        next_check_at: int,
+        daily_through: date | None,
+        reporting_through: dict[str, date] | None = None,
+    ) -> None: ...
 
     def ensure_workspace_state(self, name: str, now: str) -> None: ...
 
     def make_due(self, name: str) -> None: ...
 
-    def windows(self, workspace: str) -> list[Window]: ...
+    def windows(self, workspace: str, lkind: str | None = ...) -> list[Window]:
+        """A workspace's windows of one ledger kind ("content", "reporting:<dataset>"; None: all), oldest first."""
+        ...
 
     def get_window(self, key: str) -> Window | None: ...
 
-    def queue(self, workspace: str, spans: list[Span], now: str) -> int: ...
+    def queue(
+        self,
+        workspace: str,
+        spans: list[Span],
+        now: str,
+        kind: str = ...,
+        dataset: str | None = None,
+        attributes: tuple[str, ...] = (),
+    ) -> int: ...
 
     def requeue_failed(self, window: Window, now: str) -> bool: ...
 
-    def oldest_queued(self, workspace: str) -> Window | None: ...
+    def oldest_queued(self, workspace: str, kind: str = ..., limit: int = 1) -> list[Window]: ...
 
     def start(self, name: str, owner: str, window: Window, job: Job, now: str) -> None: ...
 
@@ -136,7 +158,7 @@ class Ledger(Protocol):
 
     def note_error(self, window: Window, error: str, now: str) -> None: ...
 
-    def clear_active(self, name: str, owner: str) -> None: ...
+    def clear_active(self, name: str, owner: str, entry: tuple[str, str] | None = None) -> None: ...
 
 
 class ArchiveSink(Protocol):
