@@ -1,7 +1,8 @@
 """One SNS message per outcome: the JSON contract subscribers (and their filter policies) rely on.
 
 The body is stable JSON (sorted keys) so a subscriber can parse it and a test can compare it byte for byte.
-MessageAttributes `event`, `job_identifier` and `workspace` let a subscription filter without parsing the body.
+MessageAttributes `event`, `job_identifier` and `workspace` (and `dataset`, for a reporting export) let a
+subscription filter without parsing the body.
 
 It is published with MessageStructure=json: `default` (every protocol without its own key: Lambda, HTTPS,
 email-json...) and `sqs` carry that JSON unchanged; `email` carries the plain text a person reads
@@ -39,6 +40,7 @@ class Notification:
     job_identifier: str
     body: dict[str, Any]
     workspace: str = "default"  # the job's workspace: the `workspace` attribute subscribers filter on
+    dataset: str | None = None  # a reporting export's dataset: the `dataset` attribute (content exports have none)
 
     @property
     def message(self) -> str:
@@ -77,7 +79,11 @@ class Notification:
             "event": {"DataType": "String", "StringValue": self.event.value},
             "job_identifier": {"DataType": "String", "StringValue": self.job_identifier},
             "workspace": {"DataType": "String", "StringValue": self.workspace},
-        }
+        } | ({"dataset": {"DataType": "String", "StringValue": self.dataset}} if self.dataset else {})
+
+
+def _dataset(job: Job) -> str | None:
+    return job.dataset if job.reporting else None
 
 
 def _base_body(job: Job, event: Event, occurred_at: str | None) -> dict[str, Any]:
@@ -89,6 +95,8 @@ def _base_body(job: Job, event: Event, occurred_at: str | None) -> dict[str, Any
         "occurred_at": occurred_at,
         "tracked_at": job.tracked_at,
         "workspace": job.workspace,
+        "kind": job.kind,
+        "dataset": job.dataset if job.reporting else None,
     }
     if job.window_start and job.window_end:  # a ledger window's job: its whole UTC days, both included
         body["window_start"] = job.window_start
@@ -114,7 +122,9 @@ def notification_for(job: Job) -> Notification:
         )
     else:
         body["reason"] = job.outcome_reason or event.value
-    return Notification(event=event, job_identifier=job.job_identifier, body=body, workspace=job.workspace)
+    return Notification(
+        event=event, job_identifier=job.job_identifier, body=body, workspace=job.workspace, dataset=_dataset(job)
+    )
 
 
 def warning_for(job: Job, event: Event, now: float) -> Notification:
@@ -154,7 +164,9 @@ def warning_for(job: Job, event: Event, now: float) -> Notification:
                 reason += f" (last error: {job.last_error})"
         reason += "; Intercom gives up on export jobs that run longer than 12 hours"
     body["reason"] = reason
-    return Notification(event=event, job_identifier=job.job_identifier, body=body, workspace=job.workspace)
+    return Notification(
+        event=event, job_identifier=job.job_identifier, body=body, workspace=job.workspace, dataset=_dataset(job)
+    )
 
 
 class Notifier:
