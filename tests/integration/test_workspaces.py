@@ -158,6 +158,10 @@ def test_a_single_workspace_setup_without_a_registry_entry_works_as_before(
         "daily": False,
         "start": None,
         "window_days": 1,
+        # issue 11's reporting family: none set in this environment
+        "app_id": None,
+        "client_id": None,
+        "daily_datasets": [],
     }
     shown = run("coverage", "--json")
     assert (shown.code, json.loads(shown.out)) == (0, [])

@@ -29,6 +29,7 @@ from exportwatch.model import ArchivedCopy, Job, from_epoch, iso
 from exportwatch.notifier import Notification
 from exportwatch.poll import Poller
 from exportwatch.ports import ExportSource
+from exportwatch.reporting import MAX_PENDING, Attribute, Dataset, Kind, family, ledger_kind
 from exportwatch.sources import UnknownWorkspace
 from exportwatch.store import LeaseLost
 from exportwatch.windows import Span, WindowState
@@ -196,6 +197,15 @@ class FakeSource:
         self.status_calls: list[str] = []
         self.status_datasets: list[str | None] = []  # the dataset of each status call (None: content)
         self.enqueued: list[tuple[str, tuple[str, ...], int, int]] = []
+        self.catalogue: list[Dataset] = [  # what get_datasets answers
+            Dataset(
+                "conversation",
+                "Conversation",
+                "",
+                "conversation.created_at",
+                (Attribute("id", "conversation.conversation_id", "Id"), Attribute("c", "conversation.created_at", "C")),
+            )
+        ]
         self.downloads: list[str] = []
         self.token_error: Exception | None = None
         self.during_status: Callable[[str], None] | None = None  # runs inside each status call
@@ -246,6 +256,9 @@ class FakeSource:
                 raise answer
             return answer
         return report(f"{self.create_prefix}{len(self.created)}", "pending")
+
+    def get_datasets(self) -> list[Dataset]:
+        return list(self.catalogue)
 
     def enqueue(self, dataset: str, attributes: tuple[str, ...], start_time: int, end_time: int) -> StatusReport:
         """A reporting export: recorded in `enqueued`; scripted like create (the same `creates` list)."""
@@ -398,9 +411,12 @@ class FakeWorkspaceRow:
     next_check_at: int = 0
     lease_owner: str | None = None
     lease_until: int | None = None
-    active_job: str | None = None
+    active_job: str | None = None  # the content family's one slot
     active_window: str | None = None
     daily_through: date | None = None
+    # The reporting family's slots (at most reporting.MAX_PENDING): (job id, window key), as ledger's active_reporting
+    active_reporting: set[tuple[str, str]] = field(default_factory=set)
+    reporting_through: dict[str, date] = field(default_factory=dict)  # how far each dataset's daily schedule queued
 
 
 @dataclass
@@ -420,11 +436,16 @@ class FakeLedger:
     - claim_workspace: the record exists, its lease is free or lapsed (lease_until < now), and it is due by `due_by`
     - release_workspace, clear_active, note_error, make_due: conditional updates that do nothing when the condition
       fails (the lease is someone else's; the window is not queued; no record)
-    - start: one transaction (job not tracked yet, window queued, lease ours and no active export) that tracks the job
-      in `repo`, makes the window running and the workspace active; finish: one transaction (window running, lease
-      ours and the active job the window's); either raises ClientError and writes nothing when a condition fails
-    - queue: a window whose key (workspace, first day) exists is left as it is; oldest_queued: the queued window of
-      the workspace with the smallest first second
+    - windows are keyed by (workspace, ledger kind, first day): the ledger kind is "content" or
+      "reporting:<dataset>" (reporting.ledger_kind); each window keeps its family (`kind`), dataset and attributes
+    - start: one transaction (job not tracked yet, window queued, lease ours and a free slot of the window's family:
+      content's one `active_job`, or fewer than MAX_PENDING `active_reporting` entries) that tracks the job in
+      `repo`, makes the window running and takes the slot; finish: one transaction (window running, lease ours and
+      the slot the window's export: `active_job` is its job, or its (job, window key) entry is in active_reporting)
+      that records the window's state (archived: s3_uri and the job's api_version) and frees the slot; either raises
+      ClientError and writes nothing when a condition fails
+    - queue: a window whose key exists is left as it is; oldest_queued: up to `limit` queued windows of the family
+      (every dataset of the reporting family together), by first second
 
     `writes` lists every write that happened, in order; `before_write(operation, workspace)` runs before each
     conditional write (a test takes a lease over there); `fail_on[operation]` makes that call raise (once).
@@ -457,12 +478,13 @@ class FakeLedger:
     def row(self, name: str) -> FakeWorkspaceRow:
         return self.workspace_rows[name]
 
-    def window(self, workspace: str, start: date) -> Window:
-        return self.window_rows[window_key(workspace, start)].window
+    def window(self, workspace: str, start: date, lkind: str = Kind.CONTENT.value) -> Window:
+        """A window by its key: `lkind` "content" or "reporting:<dataset>"."""
+        return self.window_rows[window_key(workspace, start, lkind)].window
 
-    def states(self, workspace: str) -> list[tuple[str, str]]:
-        """(label, state) of a workspace's windows, oldest first."""
-        return [(w.span.label(), w.state.value) for w in self.windows(workspace)]
+    def states(self, workspace: str, lkind: str | None = Kind.CONTENT.value) -> list[tuple[str, str]]:
+        """(label, state) of a workspace's windows of one ledger kind (None: all), oldest first."""
+        return [(w.span.label(), w.state.value) for w in self.windows(workspace, lkind)]
 
     def record(self, name: str) -> WorkspaceRecord:
         row = self.workspace_rows[name]
@@ -473,6 +495,8 @@ class FakeLedger:
             active_window=row.active_window,
             daily_through=row.daily_through,
             next_check_at=row.next_check_at,
+            active_reporting=tuple(sorted(row.active_reporting)),
+            reporting_through=dict(row.reporting_through),
         )
 
     def _hook(self, operation: str, workspace: str) -> None:
@@ -501,7 +525,14 @@ class FakeLedger:
             row.lease_owner, row.lease_until = owner, now + lease_seconds
             return self.record(name)
 
-    def release_workspace(self, name: str, owner: str, next_check_at: int, daily_through: date | None) -> None:
+    def release_workspace(
+        self,
+        name: str,
+        owner: str,
+        next_check_at: int,
+        daily_through: date | None,
+        reporting_through: dict[str, date] | None = None,
+    ) -> None:
         self._hook("release_workspace", name)
         with self._lock:
             row = self.workspace_rows.get(name)
@@ -510,6 +541,8 @@ class FakeLedger:
             row.next_check_at = int(next_check_at)
             if daily_through is not None:
                 row.daily_through = daily_through
+            if reporting_through:  # LedgerStore writes the whole map when it is given and not empty
+                row.reporting_through = dict(reporting_through)
             row.lease_owner, row.lease_until = None, None
             self.writes.append(f"release {name}")
 
@@ -529,26 +562,48 @@ class FakeLedger:
 
     # -- Ledger: windows
 
-    def windows(self, workspace: str) -> list[Window]:
+    def windows(self, workspace: str, lkind: str | None = Kind.CONTENT.value) -> list[Window]:
         with self._lock:
-            found = [r.window for r in self.window_rows.values() if r.window.workspace == workspace]
-        return sorted(found, key=lambda w: w.span)
+            found = [
+                r.window
+                for r in self.window_rows.values()
+                if r.window.workspace == workspace and (lkind is None or r.window.lkind == lkind)
+            ]
+        return sorted(found, key=lambda w: (w.lkind, w.span))
 
     def get_window(self, key: str) -> Window | None:
         with self._lock:
             row = self.window_rows.get(key)
             return None if row is None else row.window
 
-    def queue(self, workspace: str, spans: list[Span], now: str) -> int:
+    def queue(
+        self,
+        workspace: str,
+        spans: list[Span],
+        now: str,
+        kind: str = Kind.CONTENT.value,
+        dataset: str | None = None,
+        attributes: tuple[str, ...] = (),
+    ) -> int:
         queued = 0
+        lkind = ledger_kind(kind, dataset)  # InvalidReporting for a reporting window without a valid dataset
+        reporting = family(kind) == Kind.REPORTING
         with self._lock:
             for span in spans:
-                key = window_key(workspace, span.start)
+                key = window_key(workspace, span.start, lkind)
                 if key in self.window_rows:
                     continue
-                window = Window(key=key, workspace=workspace, span=span, state=WindowState.QUEUED)
+                window = Window(
+                    key=key,
+                    workspace=workspace,
+                    span=span,
+                    state=WindowState.QUEUED,
+                    kind=family(kind),
+                    dataset=dataset if reporting else None,
+                    attributes=tuple(attributes) if reporting else (),
+                )
                 self.window_rows[key] = FakeWindowRow(window, queued_at=now, updated_at=now)
-                self.writes.append(f"queue {workspace} {span.label()}")
+                self.writes.append(f"queue {workspace} {lkind} {span.label()}")
                 queued += 1
         return queued
 
@@ -559,17 +614,19 @@ class FakeLedger:
                 return False
             stored.window = replace(stored.window, state=WindowState.QUEUED, round_attempts=0)
             stored.updated_at = now
-            self.writes.append(f"requeue {window.workspace} {window.span.label()}")
+            self.writes.append(f"requeue {window.workspace} {window.lkind} {window.span.label()}")
             return True
 
-    def oldest_queued(self, workspace: str) -> Window | None:
+    def oldest_queued(self, workspace: str, kind: str = Kind.CONTENT.value, limit: int = 1) -> list[Window]:
         with self._lock:
             queued = [
                 r.window
                 for r in self.window_rows.values()
-                if r.window.workspace == workspace and r.window.state is WindowState.QUEUED
+                if r.window.workspace == workspace
+                and r.window.kind == family(kind)
+                and r.window.state is WindowState.QUEUED
             ]
-        return min(queued, key=lambda w: w.span.first_second, default=None)
+        return sorted(queued, key=lambda w: (w.span.first_second, w.key))[: max(limit, 0)]
 
     def start(self, name: str, owner: str, window: Window, job: Job, now: str) -> None:
         self._hook("start", name)
@@ -579,8 +636,13 @@ class FakeLedger:
                 raise _conditional_failure("TransactWriteItems", f"job {job.job_identifier} is tracked already")
             if stored is None or stored.window.state is not WindowState.QUEUED:
                 raise _conditional_failure("TransactWriteItems", f"window {window.key} is not queued")
-            if row is None or row.lease_owner != owner or row.active_job is not None:
-                raise _conditional_failure("TransactWriteItems", f"workspace {name}: not our lease, or an active job")
+            if row is None or row.lease_owner != owner:
+                raise _conditional_failure("TransactWriteItems", f"workspace {name}: not our lease")
+            reporting = window.kind == Kind.REPORTING
+            if reporting and len(row.active_reporting) >= MAX_PENDING:
+                raise _conditional_failure("TransactWriteItems", f"workspace {name}: {MAX_PENDING} reporting exports")
+            if not reporting and row.active_job is not None:
+                raise _conditional_failure("TransactWriteItems", f"workspace {name}: an active content export")
             self.repo.add(job)
             w = stored.window
             stored.window = replace(
@@ -592,8 +654,11 @@ class FakeLedger:
                 last_error=None,
             )
             stored.updated_at = now
-            row.active_job, row.active_window = job.job_identifier, window.key
-            self.writes.append(f"start {name} {w.span.label()} {job.job_identifier}")
+            if reporting:
+                row.active_reporting.add((job.job_identifier, window.key))
+            else:
+                row.active_job, row.active_window = job.job_identifier, window.key
+            self.writes.append(f"start {name} {w.lkind} {w.span.label()} {job.job_identifier}")
 
     def finish(self, name: str, owner: str, window: Window, state: WindowState, job: Job | None, now: str) -> None:
         self._hook("finish", name)
@@ -601,18 +666,25 @@ class FakeLedger:
             row, stored = self.workspace_rows.get(name), self.window_rows.get(window.key)
             if stored is None or stored.window.state is not WindowState.RUNNING:
                 raise _conditional_failure("TransactWriteItems", f"window {window.key} is not running")
-            if row is None or row.lease_owner != owner or row.active_job != (window.export_job or ""):
-                raise _conditional_failure("TransactWriteItems", f"workspace {name}: not our lease or not its job")
+            reporting = window.kind == Kind.REPORTING
+            entry = (window.export_job or "", window.key)
+            if row is None or row.lease_owner != owner:
+                raise _conditional_failure("TransactWriteItems", f"workspace {name}: not our lease")
+            if entry not in row.active_reporting if reporting else row.active_job != entry[0]:
+                raise _conditional_failure("TransactWriteItems", f"workspace {name}: the slot is not its export")
             w = replace(stored.window, state=state)
             if job is not None and state is WindowState.ARCHIVED:
-                w = replace(w, s3_uri=job.s3_uri)
+                w = replace(w, s3_uri=job.s3_uri, api_version=job.api_version or "")
                 stored.size_bytes, stored.sha256 = job.size_bytes, job.sha256
             error = None if job is None else job.outcome_reason
             if state in (WindowState.QUEUED, WindowState.FAILED) and error:
                 w = replace(w, last_error=error[:500])
             stored.window, stored.updated_at = w, now
-            row.active_job, row.active_window = None, None
-            self.writes.append(f"finish {name} {w.span.label()} {state.value}")
+            if reporting:
+                row.active_reporting.discard(entry)
+            else:
+                row.active_job, row.active_window = None, None
+            self.writes.append(f"finish {name} {w.lkind} {w.span.label()} {state.value}")
 
     def note_error(self, window: Window, error: str, now: str) -> None:
         self._hook("note_error", window.workspace)
@@ -621,16 +693,20 @@ class FakeLedger:
             if stored is None or stored.window.state is not WindowState.QUEUED:
                 return
             stored.window, stored.updated_at = replace(stored.window, last_error=error[:500]), now
-            self.writes.append(f"note_error {window.workspace} {window.span.label()}")
+            self.writes.append(f"note_error {window.workspace} {window.lkind} {window.span.label()}")
 
-    def clear_active(self, name: str, owner: str) -> None:
+    def clear_active(self, name: str, owner: str, entry: tuple[str, str] | None = None) -> None:
         self._hook("clear_active", name)
         with self._lock:
             row = self.workspace_rows.get(name)
             if row is None or row.lease_owner != owner:
                 return
-            row.active_job, row.active_window = None, None
-            self.writes.append(f"clear_active {name}")
+            if entry is None:
+                row.active_job, row.active_window = None, None
+                self.writes.append(f"clear_active {name}")
+            else:
+                row.active_reporting.discard(entry)
+                self.writes.append(f"clear_active {name} {entry[0]}|{entry[1]}")
 
 
 @dataclass
@@ -648,15 +724,30 @@ class LedgerRig(Rig):
     def poller(self) -> Poller:
         return replace(super().poller(), sources=self.sources, ledger=self.ledger)
 
-    def workspace(self, name: str, *, daily_start: date | None = None, window_days: int = 1) -> FakeSource:
-        """Register workspace `name` on Intercom's EU host (its own secret) and give it a FakeSource."""
+    def workspace(
+        self,
+        name: str,
+        *,
+        daily_start: date | None = None,
+        window_days: int = 1,
+        daily_datasets: tuple[str, ...] = (),
+        daily_content: bool | None = None,
+        reporting_ids: bool = False,
+    ) -> FakeSource:
+        """Register workspace `name` on Intercom's EU host (its own secret) and give it a FakeSource. Daily datasets
+        (or `reporting_ids`) give it an app_id and a client_id; `daily_start` is then the datasets' first day, and
+        the content schedule is daily only with `daily_content` (default: when there are no daily datasets)."""
+        ids = reporting_ids or bool(daily_datasets)
         ws = Workspace(
             name=name,
             api_url="https://api.eu.intercom.io",
             token_secret=f"exportwatch/{name}-token",
-            daily=daily_start is not None,
+            daily=daily_start is not None and (not daily_datasets if daily_content is None else daily_content),
             start=daily_start,
             window_days=window_days,
+            app_id=f"{name}-app" if ids else None,
+            client_id=f"{name}-client" if ids else None,
+            daily_datasets=daily_datasets,
         )
         self.ledger.add_workspace(ws)
         return self.sources.add(name)

@@ -91,7 +91,7 @@ def test_the_oldest_queued_window_is_started_with_its_range_and_tracked(rig: Led
         "2027-01-02..2027-01-03",
         "eu-1",
     )
-    assert result.detail == "attempt 1"
+    assert result.detail == "window 2027-01-02..2027-01-03 started (attempt 1)"
     job = rig.repo.get("eu-1")
     assert job is not None
     assert (job.workspace, job.window_start, job.window_end, job.window_attempt) == (
@@ -126,7 +126,7 @@ def test_one_active_export_per_workspace_the_next_pass_waits(rig: LedgerRig) -> 
     result = schedule(rig)["eu"]
 
     assert (result.action, result.job_identifier) == (WorkspaceAction.WAITING, "eu-1")
-    assert result.detail == "its export is still running"
+    assert result.detail == "window 2027-01-01 export eu-1 still running"
     assert len(eu.created) == 1 and list(rig.repo.jobs) == ["eu-1"]
     assert rig.ledger.states("eu") == [("2027-01-01", "running"), ("2027-01-02", "queued")]
 
@@ -153,13 +153,15 @@ def test_each_workspace_gets_its_own_slot_and_its_own_source(rig: LedgerRig) -> 
 
 
 @pytest.mark.parametrize(
-    "refusal",
+    ("refusal", "detail"),
     [
-        ActiveJobExists("an export job is already active"),
-        RateLimited(1_800_000_600.0),
+        (ActiveJobExists("an export job is already active"), "an export job is already active"),
+        (RateLimited(1_800_000_600.0), "rate limited by Intercom until 2027-01-15T08:10:00Z"),
     ],
 )
-def test_a_429_on_create_leaves_the_window_queued_and_fails_nothing(rig: LedgerRig, refusal: Exception) -> None:
+def test_a_429_on_create_leaves_the_window_queued_and_fails_nothing(
+    rig: LedgerRig, refusal: Exception, detail: str
+) -> None:
     eu = rig.workspace("eu")
     queue(rig, "eu", Span(day(1), day(1)))
     eu.creates.append(refusal)
@@ -167,7 +169,7 @@ def test_a_429_on_create_leaves_the_window_queued_and_fails_nothing(rig: LedgerR
     result = schedule(rig)["eu"]
 
     assert (result.action, result.window, result.job_identifier) == (WorkspaceAction.WAITING, "2027-01-01", None)
-    assert result.detail.endswith("the window waits")
+    assert result.detail == f"window 2027-01-01 waits: {detail}"
     window = rig.ledger.window("eu", day(1))
     assert (window.state, window.attempts, window.round_attempts, window.last_error) == (WindowState.QUEUED, 0, 0, None)
     assert rig.repo.jobs == {} and rig.publisher.published == []
@@ -241,7 +243,7 @@ def test_an_archived_export_archives_the_window_and_the_next_one_starts_in_the_s
     result = schedule(rig)["eu"]
 
     assert (result.action, result.window, result.job_identifier) == (WorkspaceAction.STARTED, "2027-01-03", "eu-2")
-    assert result.detail == "window 2027-01-02 archived; attempt 1"
+    assert result.detail == "window 2027-01-02 archived; window 2027-01-03 started (attempt 1)"
     assert rig.ledger.states("eu") == [("2027-01-02", "archived"), ("2027-01-03", "running")]
     assert rig.ledger.window("eu", day(2)).s3_uri == ARCHIVED["s3_uri"]
     stored = rig.ledger.window_rows[window_key("eu", day(2))]
@@ -255,7 +257,12 @@ def test_no_data_makes_the_window_empty(rig: LedgerRig) -> None:
 
     result = schedule(rig)["eu"]
 
-    assert (result.action, result.window, result.detail) == (WorkspaceAction.SETTLED, "2027-01-02", "empty")
+    assert (result.action, result.window, result.detail, result.settled) == (
+        WorkspaceAction.SETTLED,
+        "2027-01-02",
+        "window 2027-01-02 empty",
+        "empty",
+    )
     assert rig.ledger.states("eu") == [("2027-01-02", "empty")]
     assert rig.ledger.row("eu").active_job is None
 
@@ -283,7 +290,9 @@ def test_a_failed_export_is_retried_then_the_window_fails_after_the_last_attempt
         settle(rig, f"eu-{attempt}", state, outcome_reason="Intercom's export job failed")
         result = schedule(rig)["eu"]
         assert (result.action, result.job_identifier) == (WorkspaceAction.STARTED, f"eu-{attempt + 1}")
-        assert result.detail == f"window 2027-01-02..2027-01-04 queued; attempt {attempt + 1}"
+        assert result.detail == (
+            f"window 2027-01-02..2027-01-04 queued; window 2027-01-02..2027-01-04 started (attempt {attempt + 1})"
+        )
         job = rig.repo.get(f"eu-{attempt + 1}")
         assert job is not None and job.window_attempt == attempt + 1
         window = rig.ledger.window("eu", day(2))
@@ -292,7 +301,11 @@ def test_a_failed_export_is_retried_then_the_window_fails_after_the_last_attempt
     settle(rig, f"eu-{max_attempts}", state, outcome_reason="Intercom's export job failed")
     result = schedule(rig)["eu"]
 
-    assert (result.action, result.detail) == (WorkspaceAction.SETTLED, "failed")
+    assert (result.action, result.detail, result.settled) == (
+        WorkspaceAction.SETTLED,
+        "window 2027-01-02..2027-01-04 failed",
+        "failed",
+    )
     window = rig.ledger.window("eu", day(2))
     assert (window.state, window.attempts) == (WindowState.FAILED, max_attempts)
     assert window.last_error == (
@@ -332,7 +345,8 @@ def test_an_active_job_whose_window_is_not_running_just_frees_the_slot(rig: Ledg
     result = schedule(rig)["eu"]
 
     assert (result.action, result.window) == (WorkspaceAction.STARTED, "2027-01-03")
-    assert "slot freed" in result.detail and rig.ledger.row("eu").active_job == "eu-2"
+    assert result.detail == "freed the slot of export eu-1; window 2027-01-03 started (attempt 1)"
+    assert rig.ledger.row("eu").active_job == "eu-2"
 
 
 # -- the daily schedule -------------------------------------------------------------------------------------------
@@ -436,7 +450,10 @@ def test_a_lease_lost_before_start_writes_nothing(rig: LedgerRig) -> None:
 
     result = schedule(rig)["eu"]
 
-    assert result.action is WorkspaceAction.RETRY and result.detail == "created eu-1 but not recorded"
+    assert (
+        result.action is WorkspaceAction.RETRY
+        and result.detail == "created eu-1 for window 2027-01-01 but not recorded"
+    )
     assert len(eu.created) == 1  # Intercom has it; it answers 429 until it is done, then the window starts again
     assert rig.ledger.writes == writes  # not even the lease's release: it is someone else's
     assert rig.repo.jobs == {} and rig.ledger.states("eu") == [("2027-01-01", "queued")]
