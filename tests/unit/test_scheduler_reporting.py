@@ -285,15 +285,6 @@ def test_an_enqueue_that_fails_keeps_the_window_queued_with_the_reason(rig: Ledg
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: schedule.py Scheduler._work breaks out of the reporting loop on every 'turned away' from "
-        "_start, which includes _START_FAILURES (a 400 BadRequest for one window), not only a 429: one window "
-        "Intercom refuses for good (an attribute the dataset no longer has) keeps every other dataset's windows "
-        "from starting, every interval, for ever"
-    ),
-)
 def test_a_window_intercom_refuses_does_not_keep_another_datasets_windows_from_starting(rig: LedgerRig) -> None:
     eu = reporting_eu(rig)
     queue_dataset(rig, "eu", one_day(1), dataset="ticket", attributes=("ticket.gone",))
@@ -413,7 +404,7 @@ def test_a_failed_reporting_export_is_retried_then_the_window_fails_after_the_la
     window = rig.ledger.window("eu", day(2), CONVERSATION)
     assert (window.state, window.attempts) == (WindowState.FAILED, max_attempts)
     assert window.last_error is not None and window.last_error.startswith(
-        "window 2027-01-02..2027-01-04 of workspace eu"
+        "conversation window 2027-01-02..2027-01-04 of workspace eu"
     )
     assert eu.enqueued == [("conversation", ATTRIBUTES, first_second(day(2)), last_second(day(4)))] * max_attempts
     assert rig.ledger.row("eu").active_reporting == set()

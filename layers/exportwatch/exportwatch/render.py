@@ -3,10 +3,10 @@
 Both renderings start from the `default` JSON body (notifier.notification_for), never from a Job, so the Slack
 function (which only receives the SNS message) and the publisher (which adds the email text) say the same thing.
 
-What a reader needs in five seconds comes first: the outcome and whether to act, then the job, its workspace and
-ledger window (when the body has them), the date range, where the file is (s3 URI and a console link), its size,
-when Intercom's copy goes away, and for failures the reason and the exact next step. A message on the topic that
-is not ours is rendered as readable raw text.
+What a reader needs in five seconds comes first: the outcome and whether to act, then the job, its workspace, a
+reporting export's dataset and ledger window (when the body has them), the date range, where the file is (s3 URI
+and a console link), its size, when Intercom's copy goes away, and for failures the reason and the exact next
+step. A message on the topic that is not ours is rendered as readable raw text.
 The two early warnings (export.expiring, export.stuck) say so, and that the job's outcome follows separately.
 
 Nothing in a body can bend a message. Every free-text field (a reason quoting Intercom's error or a host name,
@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from exportwatch.model import Event, InvalidJobId, human_duration, human_size, parse_iso, validate_job_id
 from exportwatch.outcomes import FINISHED_OK_STATUSES, NOTICES, Facts, Notice, Style
+from exportwatch.reporting import DATASET_RE, Kind
 from exportwatch.safetext import ELLIPSIS, one_line
 from exportwatch.workspaces import NAME_RE
 
@@ -46,7 +47,7 @@ __all__ = [
 
 EMAIL_WIDTH: Final = 76
 # Slack limits (api.slack.com/reference/block-kit/blocks): section text 3000, a field 2000 and at most 10 of
-# them (we send at most 8), header 150, a context block at most 10 elements (we send one). Slack cuts the
+# them (we send at most 9), header 150, a context block at most 10 elements (we send one). Slack cuts the
 # top-level text at 40,000; ours is the push notification's one line, so it is kept far below.
 SLACK_SECTION_MAX: Final = 3000
 SLACK_FIELD_MAX: Final = 2000
@@ -84,6 +85,7 @@ _FOREIGN_COLOR: Final = "#8D8D8D"
 
 _ARN_RE: Final = re.compile(r"arn:(aws[a-z-]*):sns:([a-z0-9-]+):\d{12}:(.+)")
 _START_BASE: Final = "exportwatch start"
+_KINDS: Final = frozenset(kind.value for kind in Kind)
 _DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # a window's day: YYYY-MM-DD exactly, ASCII digits
 
 
@@ -120,6 +122,11 @@ class Rendered:
     # A ledger window's whole UTC days, both included: both set (start <= end) or neither.
     window_start: date | None = None
     window_end: date | None = None
+    # The export family: "content" (also when the body has no `kind`: messages from before kinds), "reporting",
+    # or None for a kind this version does not know. dataset: a reporting job's dataset id, only when it follows
+    # the rule (reporting.DATASET_RE); anything else is never shown, and then no command is suggested.
+    kind: str | None = Kind.CONTENT.value
+    dataset: str | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Rendered:
@@ -135,6 +142,7 @@ class Rendered:
         size = body.get("size_bytes")
         s3_uri = _free(body, "s3_uri")
         window = _window(body.get("window_start"), body.get("window_end"))
+        kind = _kind(body.get("kind", Kind.CONTENT.value))
         return cls(
             event=event,
             job_identifier=job_identifier,
@@ -156,6 +164,8 @@ class Rendered:
             workspace=_free(body, "workspace"),
             window_start=window[0] if window else None,
             window_end=window[1] if window else None,
+            kind=kind,
+            dataset=_dataset(body.get("dataset")) if kind == Kind.REPORTING else None,
         )
 
     @property
@@ -171,6 +181,10 @@ class Rendered:
     def copy_failed(self) -> bool:
         """Failed on our side: Intercom finished the export, but exportwatch could not (or would not) copy it."""
         return self.event is Event.FAILED and (self.intercom_status or "") in FINISHED_OK_STATUSES
+
+    @property
+    def reporting(self) -> bool:
+        return self.kind == Kind.REPORTING
 
     @property
     def has_range(self) -> bool:
@@ -208,6 +222,16 @@ def _free(body: Mapping[str, Any], name: str) -> str | None:
 
 def _time(value: object) -> datetime | None:
     return parse_iso(value, strict=True)  # a message anyone could publish: only full ISO times with an offset
+
+
+def _kind(value: object) -> str | None:
+    """The body's `kind` when this version knows it ("content", "reporting"); None for anything else."""
+    return value if isinstance(value, str) and value in _KINDS else None
+
+
+def _dataset(value: object) -> str | None:
+    """A dataset id that follows the rule, else None: a body can come from anyone, and the id reaches a command."""
+    return value if isinstance(value, str) and DATASET_RE.fullmatch(value) else None
 
 
 def _day(value: object) -> date | None:
@@ -285,22 +309,30 @@ def _window_text(view: Rendered) -> str | None:
     return first.isoformat() if first == last else f"{first.isoformat()} .. {last.isoformat()}"
 
 
-def start_command(view: Rendered) -> str:
+def start_command(view: Rendered) -> str | None:
     """The command that makes the same export again: `exportwatch backfill` for a window (it queues the window again
     in its workspace's ledger), else `exportwatch start` for the same range (YYYY-MM-DD placeholders when the range
-    is unknown), in the job's workspace when it is not `default`. A workspace name that breaks the rule is left out
-    of a command (the message may come from anyone)."""
+    is unknown), in the job's workspace when it is not `default`; `--dataset` for a reporting export. A workspace
+    name that breaks the rule is left out of a command (the message may come from anyone). None when no command
+    can be right: a reporting export without a valid dataset id, or a kind this version does not know."""
+    if view.kind is None or (view.reporting and view.dataset is None):
+        return None
     workspace = view.workspace if view.workspace and NAME_RE.fullmatch(view.workspace) else None
+    dataset = f" --dataset {view.dataset}" if view.reporting and view.dataset else ""
     if workspace is not None and view.window_start is not None and view.window_end is not None:
-        return f"exportwatch backfill --workspace {workspace} --since {view.window_start} --until {view.window_end}"
+        return (
+            f"exportwatch backfill --workspace {workspace} --since {view.window_start} --until {view.window_end}"
+            f"{dataset}"
+        )
     where = f" --workspace {workspace}" if workspace not in (None, "default") else ""
     after, before = view.created_at_after, view.created_at_before
+    base = f"{_START_BASE}{dataset}"
     if after is None or before is None:
-        return f"{_START_BASE} --since YYYY-MM-DD --until YYYY-MM-DD{where}"
-    if _whole_days(view):
-        return f"{_START_BASE} --since {after.date().isoformat()} --until {before.date().isoformat()}{where}"
+        return f"{base} --since YYYY-MM-DD --until YYYY-MM-DD{where}"
+    if _whole_days(view) or view.reporting:  # a reporting export's range is whole UTC days (start takes days)
+        return f"{base} --since {after.date().isoformat()} --until {before.date().isoformat()}{where}"
     since, until = after.strftime("%Y-%m-%dT%H:%M:%SZ"), before.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{_START_BASE} --since {since} --until {until}{where}"
+    return f"{base} --since {since} --until {until}{where}"
 
 
 def _relative(target: datetime, ref: datetime | None) -> str:
@@ -349,7 +381,7 @@ def _facts(view: Rendered, job: str) -> Facts:
         unknown=""
         if view.has_range
         else " This job was tracked by id, so its date range is unknown: put in the range you need.",
-        start=start_command(view),
+        start=start_command(view) or "",  # "": no command line (outcomes.Notice.next_step gives None)
         copy_failed=view.copy_failed,
     )
 
@@ -429,6 +461,7 @@ def email_text(body: Mapping[str, Any], *, region: str | None) -> str:
 
     row("Job id", view.job_identifier)
     row("Workspace", view.workspace)
+    row("Dataset", view.dataset)
     row("Window", _window_text(view))
     row("Date range", _range_text(view))
     row("Size", _size_text(view))
@@ -533,11 +566,14 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _slack_fields(view: Rendered) -> list[dict[str, Any]]:
-    """The details as Slack fields (at most 8 of Slack's 10), each within a field's 2000 characters."""
+    """The details as Slack fields (at most 9 of Slack's 10), each within a field's 2000 characters."""
     fields = [_mrkdwn(f"*Job*\n`{view.job_identifier}`")]
     if view.workspace is not None:  # one cleaned line; unlinked and escaped like any text from the body
         label = "*Workspace*\n"
         fields.append(_mrkdwn(f"{label}`{_code(view.workspace, SLACK_FIELD_MAX - len(label) - 2)}`"))
+    if view.dataset is not None:  # follows DATASET_RE (no markup, no dots); escaped all the same
+        label = "*Dataset*\n"
+        fields.append(_mrkdwn(f"{label}`{_code(view.dataset, SLACK_FIELD_MAX - len(label) - 2)}`"))
     if window := _window_text(view):
         fields.append(_mrkdwn(f"*Window*\n{window}"))  # built from two parsed dates: nothing to escape
     if text := _range_text(view):

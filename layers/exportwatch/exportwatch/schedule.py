@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from enum import Enum
 
 from botocore.exceptions import BotoCoreError, ClientError
 from requests import RequestException
@@ -175,14 +176,16 @@ class Scheduler:
         waiting = False
         if not content_busy:
             for window in self.ledger.oldest_queued(name, Kind.CONTENT.value):
-                content_busy, waiting = self._start(name, window, now, notes)
+                start = self._start(name, window, now, notes)
+                content_busy, waiting = start is _Start.STARTED, start is not _Start.STARTED
         free = MAX_PENDING - len(reporting_busy)
         for window in self.ledger.oldest_queued(name, Kind.REPORTING.value, limit=free) if free > 0 else []:
-            started, turned_away = self._start(name, window, now, notes)
-            reporting_busy += [("", window.key)] if started else []
-            if turned_away:  # Intercom has five pending already (some not ours): the rest wait too
-                waiting = True
+            start = self._start(name, window, now, notes)
+            reporting_busy += [("", window.key)] if start is _Start.STARTED else []
+            waiting = waiting or start is not _Start.STARTED
+            if start is _Start.TURNED_AWAY:  # Intercom has five pending already (some not ours): the rest wait too
                 break
+            # A window Intercom refused (FAILED: kept queued with the reason) does not hold up the next one.
         moved = reporting_through if reporting_through != record.reporting_through else None
         return _Step(
             notes.result(),
@@ -267,9 +270,9 @@ class Scheduler:
         notes.queued(cover.queued, dataset, cover.through)
         return cover.through
 
-    def _start(self, name: str, window: Window, now: float, notes: _Notes) -> tuple[bool, bool]:
-        """Create the window's export at Intercom and track it: (started, turned away). A 429 leaves the window
-        queued (another export holds the slot): not a failure."""
+    def _start(self, name: str, window: Window, now: float, notes: _Notes) -> _Start:
+        """Create the window's export at Intercom and track it. A 429 (TURNED_AWAY) leaves the window queued: another
+        export holds the slot, not a failure. Any other refusal (FAILED) keeps it queued with the reason."""
         span = window.span
         try:
             source = self.sources.source_for(name)
@@ -280,17 +283,17 @@ class Scheduler:
             job_id = validate_job_id(report.job_identifier)
         except ActiveJobExists as exc:
             notes.add(WorkspaceAction.WAITING, f"{_what(window)} waits: {_text(exc)}", window)
-            return False, True
+            return _Start.TURNED_AWAY
         except RateLimited as exc:
             until = iso(from_epoch(math.ceil(exc.reset_at)))
             notes.add(WorkspaceAction.WAITING, f"{_what(window)} waits: rate limited by Intercom until {until}", window)
-            return False, True
+            return _Start.TURNED_AWAY
         except _START_FAILURES as exc:
             error = f"could not start the export: {_text(exc)}"
             log.error("workspace %s: %s %s", name, _what(window), error)
             self.ledger.note_error(window, error, iso(from_epoch(now)))
             notes.add(WorkspaceAction.RETRY, f"{_what(window)} {error}", window)
-            return False, True
+            return _Start.FAILED
         job = Job(
             job_identifier=job_id,
             tracked_at=iso(from_epoch(now)),
@@ -315,10 +318,16 @@ class Scheduler:
                 "workspace %s: created export %s for %s but could not record it: %s", name, job_id, _what(window), exc
             )
             notes.add(WorkspaceAction.RETRY, f"created {job_id} for {_what(window)} but not recorded", window)
-            return False, True
+            return _Start.FAILED
         log.info("workspace %s: started export %s for %s (attempt %d)", name, job_id, _what(window), job.window_attempt)
         notes.add(WorkspaceAction.STARTED, f"{_what(window)} started (attempt {job.window_attempt})", window, job_id)
-        return True, False
+        return _Start.STARTED
+
+
+class _Start(Enum):
+    STARTED = "started"
+    TURNED_AWAY = "turned away"  # a 429: the workspace's slots are taken; nothing more of the family starts now
+    FAILED = "failed"  # refused or broken: this window stays queued with the reason; the next may still start
 
 
 def _what(window: Window) -> str:

@@ -149,8 +149,9 @@ def judge(job: Job, max_attempts: int) -> Job:
     if job.state in _RETRIED_STATES and attempt < max_attempts:
         return replace(job, window_result=WindowResult.RETRY.value)
     why = job.outcome_reason or job.state.value
+    what = f"{job.dataset} window" if job.reporting and job.dataset else "window"
     reason = (
-        f"window {span.label()} of workspace {job.workspace} failed after {attempt} "
+        f"{what} {span.label()} of workspace {job.workspace} failed after {attempt} "
         f"attempt{'s' if attempt != 1 else ''}: {why}"
     )
     return replace(job, state=JobState.FAILED, outcome_reason=reason, window_result=WindowResult.FAILED.value)
