@@ -5,7 +5,9 @@ Intercom emulator serves real HTTP, and an SQS queue subscribed to the topic sho
 Jobs are tracked and polled through the real CLI commands until every one has settled. Then a second emulator
 serves workspace `eu` with its own token: a week of backfill in both workspaces is polled to a complete ledger
 (`exportwatch coverage`), and the demo fails unless every window is archived with no gap, each emulator saw only
-its own token, and no workspace ever had two exports active.
+its own token, and no workspace ever had two exports active. `eu` also has reporting ids (app/client id): the same
+week of its `conversation` dataset is backfilled beside the content, to a gap-free ledger of its own, with at most
+5 reporting exports pending at once.
 
 `exportwatch demo --keep` (`make sandbox`) then keeps moto and the emulator running and prints the `export`
 lines for another shell, so every CLI command can be tried by hand against them until Ctrl-C.
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from exportwatch.model import Event, human_size
 
@@ -318,11 +320,17 @@ def _show_people_notifications(endpoint_url: str, topic_arn: str, received: list
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Two workspaces: a second emulator (workspace `eu`, its own token and port), a week of backfill in each, polled
-# until every window is archived; then the ledger, the tokens, the one-export rule and the notifications checked.
+# Two workspaces: a second emulator (workspace `eu`, its own token, port and reporting ids), a week of backfill in
+# each, and the same week of eu's `conversation` dataset, polled until every window is archived; then the ledgers,
+# the tokens, the one-export and five-pending rules, the enqueues, the notifications and the S3 keys checked.
 # ------------------------------------------------------------------------------------------------------------
 
-WORKSPACE_ROUNDS = 24  # a week is 7 windows a workspace, two rounds each (pending, then completed), one retry
+WORKSPACE_ROUNDS = 30  # a week is 7 windows a workspace, two rounds each (pending, then completed), one retry;
+# eu's conversation week runs beside its content week (up to 5 reporting exports pending at once)
+EU_APP_ID = "demo-eu-app"
+EU_CLIENT_ID = "demo-eu-client"
+DATASET = "conversation"
+DATASETS_SHOWN = 3  # attributes of each dataset shown by `exportwatch datasets` (the rest counted)
 
 
 def _two_workspaces(
@@ -332,6 +340,7 @@ def _two_workspaces(
     queue_url: str,
     default: tuple[Any, str],
 ) -> bool:
+    from exportwatch.reporting import ledger_kind
     from exportwatch_local.emulator import IntercomEmulator
     from exportwatch_local.localstack import aws_client, receive_notifications
 
@@ -340,7 +349,7 @@ def _two_workspaces(
     eu_token = "demo-eu-" + secrets.token_urlsafe(24)
     secret_name = "exportwatch/intercom-token-eu-" + secrets.token_hex(3)
     _heading("two workspaces: a week of backfill to a complete ledger")
-    with IntercomEmulator(token=eu_token, workspace="eu") as eu:
+    with IntercomEmulator(token=eu_token, workspace="eu", app_id=EU_APP_ID, client_id=EU_CLIENT_ID) as eu:
         emulators: dict[str, tuple[Any, str]] = {"default": default, "eu": (eu, eu_token)}
         creates_before = {name: len(emu.creates) for name, (emu, _) in emulators.items()}
         for emu, _ in emulators.values():
@@ -348,18 +357,36 @@ def _two_workspaces(
             # and each export holds its workspace's one slot until it is checked.
             emu.set_create_scenario("completed", steps=["pending", "completed"])
         eu.queue_create_scenarios(("failed", {"steps": ["pending", "failed"]}))
+        eu.set_reporting_scenario("completed", steps=["pending", "complete"])  # reporting exports alike
+        enqueues_before = len(eu.enqueues)
         _say(f"Intercom emulator for workspace eu: {eu.base_url} (its own token; its first export will fail)")
+        _say(f"  reporting ids: app_id {EU_APP_ID}, client_id {EU_CLIENT_ID}")
         aws_client("secretsmanager", endpoint_url).create_secret(Name=secret_name, SecretString=eu_token)
         _say(f"eu's token is in Secrets Manager as {secret_name}")
-        ok = _cli(exportwatch, "workspace", "add", "eu", "--api-url", eu.base_url, "--token-secret", secret_name)
+        ok = _cli(
+            exportwatch,
+            *("workspace", "add", "eu", "--api-url", eu.base_url, "--token-secret", secret_name),
+            *("--app-id", EU_APP_ID, "--client-id", EU_CLIENT_ID),
+        )
         ok &= _cli(exportwatch, "workspace", "list")
+        ok &= _cli_trimmed(exportwatch, DATASETS_SHOWN, "datasets", "--workspace", "eu")
         for name in emulators:
             ok &= _cli(exportwatch, "backfill", "--workspace", name, "--since", str(since), "--until", str(until))
+        ok &= _cli(
+            exportwatch,
+            *("backfill", "--workspace", "eu", "--since", str(since), "--until", str(until), "--dataset", DATASET),
+        )
         ledger = _ledger(stack.table_name)
+        conversation = ledger_kind("reporting", DATASET)
+
+        def all_windows() -> list[Any]:
+            found: list[Any] = [w for name in emulators for w in ledger.windows(name)]
+            return found + list(ledger.windows("eu", conversation))
+
         for round_no in range(1, WORKSPACE_ROUNDS + 1):
             _say(f"$ exportwatch poll --all    # round {round_no}")
             exportwatch(["poll", "--all"])
-            if all(w.state.value == "archived" for name in emulators for w in ledger.windows(name)):
+            if all(w.state.value == "archived" for w in all_windows()):
                 break
         ok &= _cli(exportwatch, "coverage")
         notes = receive_notifications(endpoint_url, queue_url, timeout=5)  # the earlier ones have no window
@@ -369,8 +396,20 @@ def _two_workspaces(
             ok &= _check_ledger(name, windows, since, until)
             ok &= _check_emulator(name, emu, own_token, windows, emu.creates[creates_before[name] :])
         ok &= _check_window_notes(notes, {name: ledger.windows(name) for name in emulators})
+        reporting_windows = ledger.windows("eu", conversation)
+        ok &= _check_ledger(f"eu {DATASET}", reporting_windows, since, until)
+        ok &= _check_api_versions(f"eu {DATASET}", reporting_windows)
+        ok &= _check_enqueues("eu", eu, reporting_windows, eu.enqueues[enqueues_before:])
+        ok &= _check_reporting_notes(notes, "eu", reporting_windows)
+        prefix = os.environ.get("EXPORT_PREFIX", _default_prefix())
+        s3 = aws_client("s3", endpoint_url)
+        ok &= _check_reporting_keys(s3, stack.bucket, f"{prefix}eu/reporting/{DATASET}/dt=", reporting_windows)
     default[0].set_create_scenario("completed")  # as before this section, for `--keep`'s sandbox
-    _say("a week in each workspace archived, no gaps, tokens kept apart" if ok else "the two-workspace run is BAD")
+    _say(
+        f"a week in each workspace archived, and eu's week of {DATASET} beside it: no gaps, tokens kept apart"
+        if ok
+        else "the two-workspace run is BAD"
+    )
     return ok
 
 
@@ -378,6 +417,35 @@ def _cli(exportwatch: Callable[[Sequence[str]], int], *argv: str) -> bool:
     """Show and run one command; it must exit 0."""
     _say("$ exportwatch " + " ".join(shlex.quote(a) for a in argv))
     code = exportwatch(list(argv))
+    if code:
+        _say(f"  BAD: exit code {code}")
+    return code == 0
+
+
+def _cli_trimmed(exportwatch: Callable[[Sequence[str]], int], per_block: int, *argv: str) -> bool:
+    """Show and run one command (it must exit 0); of each block (an unindented line and the indented lines under
+    it) only the first `per_block` indented lines are shown, the rest counted."""
+    import io
+
+    _say("$ exportwatch " + " ".join(shlex.quote(a) for a in argv))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = exportwatch(list(argv))
+    hidden = 0
+    shown = 0
+    for line in [*out.getvalue().splitlines(), ""]:  # "" ends the last block
+        if line.startswith(" "):
+            shown += 1
+            if shown <= per_block:
+                _say(line)
+            else:
+                hidden += 1
+            continue
+        if hidden:
+            _say(f"  ... ({hidden} more)")
+        hidden = shown = 0
+        if line:
+            _say(line)
     if code:
         _say(f"  BAD: exit code {code}")
     return code == 0
@@ -423,12 +491,15 @@ def _check_emulator(name: str, emulator: Any, own_token: str, windows: list[Any]
 
 
 def _check_window_notes(notes: list[Any], windows: dict[str, list[Any]]) -> bool:
-    """One export.completed per window, carrying its workspace (body and attribute) and its days; the failed
-    first attempt that was retried announced nothing."""
+    """One export.completed per content window, carrying its workspace (body and attribute), its days and
+    kind=content (no dataset); the failed first attempt that was retried announced nothing."""
     got: dict[tuple[str, str], list[str]] = {}
     for note in notes:
         body = note.body if isinstance(note.body, dict) else {}
-        if "window_start" in body and body.get("workspace") == note.attributes.get("workspace"):
+        if body.get("kind") == "reporting":
+            continue  # _check_reporting_notes
+        content = body.get("kind") == "content" and body.get("dataset") is None and "dataset" not in note.attributes
+        if "window_start" in body and body.get("workspace") == note.attributes.get("workspace") and content:
             got.setdefault((str(body["workspace"]), str(body["window_start"])), []).append(str(body.get("event")))
     want = {(name, w.span.start.isoformat()): ["export.completed"] for name, ws in windows.items() for w in ws}
     good = got == want
@@ -437,6 +508,88 @@ def _check_window_notes(notes: list[Any], windows: dict[str, list[Any]]) -> bool
         "one export.completed each with its workspace and window; the retried attempt announced nothing"
     )
     return good
+
+
+def _check_api_versions(name: str, windows: list[Any]) -> bool:
+    """Every archived window records the Intercom-Version of the export that archived it."""
+    missing = [w.span.label() for w in windows if not w.api_version]
+    versions = sorted({str(w.api_version) for w in windows if w.api_version})
+    good = bool(windows) and not missing
+    _say(
+        f"{'ok ' if good else 'BAD'} {name}: api_version recorded on every window ({', '.join(versions) or 'none'})"
+        + (f"; missing on {', '.join(missing)}" if missing else "")
+    )
+    return good
+
+
+def _check_enqueues(name: str, emulator: Any, windows: list[Any], enqueues: list[Any]) -> bool:
+    """Each enqueue asked for one window's exact range and every attribute of the dataset by qualified id, and
+    at most 5 reporting exports were pending at once."""
+    from exportwatch_local.emulator import DATASETS
+
+    catalogued = next(d for d in DATASETS if d["id"] == DATASET)
+    qualified = sorted(a["qualified_id"] for a in cast(list[Mapping[str, str]], catalogued["attributes"]))
+    ranges = {(w.span.first_second, w.span.last_second) for w in windows}
+    made = [e for e in enqueues if e.status_code == 200]
+    refused = len(enqueues) - len(made)
+    odd_range = [e for e in made if (e.start_time, e.end_time) not in ranges]
+    odd_attrs = [e for e in made if e.dataset_id != DATASET or sorted(e.attribute_ids or ()) != qualified]
+    peak = emulator.peak_pending_reporting
+    good = bool(made) and not odd_range and not odd_attrs and peak <= 5
+    good &= len(made) == sum(w.attempts for w in windows) and {(e.start_time, e.end_time) for e in made} == ranges
+    _say(
+        f"{'ok ' if good else 'BAD'} {name}: {len(made)} {DATASET} enqueues ({refused} refused), each one window's "
+        f"first..last second"
+        + (f" ({len(odd_range)} NOT)" if odd_range else "")
+        + f" with all {len(qualified)} attributes by qualified id"
+        + (f" ({len(odd_attrs)} NOT)" if odd_attrs else "")
+        + f"; at most {peak} reporting export(s) pending at once (limit 5)"
+    )
+    return good
+
+
+def _check_reporting_notes(notes: list[Any], name: str, windows: list[Any]) -> bool:
+    """One export.completed per reporting window: kind and dataset in the body, dataset as a message attribute."""
+    got: dict[str, list[str]] = {}
+    for note in notes:
+        body = note.body if isinstance(note.body, dict) else {}
+        if body.get("kind") != "reporting" or "window_start" not in body:
+            continue
+        tagged = body.get("workspace") == name == note.attributes.get("workspace") and body.get(
+            "dataset"
+        ) == DATASET == note.attributes.get("dataset")
+        got.setdefault(str(body["window_start"]), []).append(str(body.get("event")) if tagged else "untagged")
+    want = {w.span.start.isoformat(): ["export.completed"] for w in windows}
+    good = bool(want) and got == want
+    _say(
+        f"{'ok ' if good else 'BAD'} {name} {DATASET}: notifications: {sum(len(v) for v in got.values())} for "
+        f"{len(want)} windows, one export.completed each with kind=reporting, dataset={DATASET} in the body and "
+        "the dataset message attribute"
+    )
+    return good
+
+
+def _check_reporting_keys(s3: Any, bucket: str, key_prefix: str, windows: list[Any]) -> bool:
+    """Each window's copy is under {prefix}{workspace}/reporting/{dataset}/dt=, and is in the bucket."""
+    listed = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key_prefix).get("Contents", [])}
+    uris = [str(w.s3_uri or "") for w in windows]
+    odd = [u for u in uris if not u.startswith(f"s3://{bucket}/{key_prefix}")]
+    absent = [u for u in uris if u.removeprefix(f"s3://{bucket}/") not in listed]
+    good = bool(windows) and not odd and not absent
+    _say(
+        f"{'ok ' if good else 'BAD'} S3: {len(uris)} {DATASET} copies under s3://{bucket}/{key_prefix}"
+        + (f"; elsewhere: {', '.join(odd)}" if odd else "")
+        + (f"; not in the bucket: {', '.join(absent)}" if absent else "")
+    )
+    for uri in sorted(uris)[:2]:
+        _say(f"    {uri}")
+    return good
+
+
+def _default_prefix() -> str:
+    from exportwatch.config import DEFAULT_EXPORT_PREFIX
+
+    return DEFAULT_EXPORT_PREFIX
 
 
 def _ledger(table: str) -> Any:

@@ -329,7 +329,7 @@ def _print_coverage(name: str, windows: list[Window]) -> None:
         note = w.s3_uri if w.state is WindowState.ARCHIVED else (w.last_error or "")
         state = w.state.value.upper() if w.state is WindowState.FAILED else w.state.value
         table.append(
-            (str(w.span.start), str(w.span.end), state, str(w.attempts), w.export_job or "-", one_line(note, 100))
+            (str(w.span.start), str(w.span.end), state, str(w.attempts), w.export_job or "-", one_line(note, 240))
         )
     print(f"workspace {name}, {what}")
     _print_table(table, indent="  ")

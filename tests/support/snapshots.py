@@ -38,6 +38,8 @@ def check_snapshot(relative: str, actual: str) -> None:
 # ------------------------------------------------------------------------------------- ledger windows' notices
 
 _WINDOW_KEY: Final = "intercom-exports/eu/content/dt=2026-11-01/e7u2kq9d3m5pz1x.zip"
+# A reporting export's key: {prefix}{workspace}/reporting/{dataset}/dt=YYYY-MM-DD/{job_id}.{ext} (a gzip CSV).
+_REPORTING_KEY: Final = "intercom-exports/eu/reporting/conversation/dt=2026-11-01/r4p9cv2w8n6tq1a.gz"
 
 # name -> a window job's final state; the names are the snapshot file names (email/<name>.txt, slack/<name>.json).
 # Pinned like exportwatch_local.samples (same bucket, times and topic region), in workspace `eu`.
@@ -64,6 +66,38 @@ WINDOW_SAMPLES: Final[dict[str, Job]] = {
         created_at_before="2026-11-03T23:59:59Z",
         outcome_reason="window 2026-11-03 of workspace eu failed after 3 attempts: "
         "Intercom reported the export job failed",
+    ),
+    # Issue 11: a week of the `conversation` reporting dataset, archived on its first export (a Dataset row).
+    "reporting_window_completed": replace(
+        SAMPLE_JOBS["completed"],
+        job_identifier="r4p9cv2w8n6tq1a",
+        workspace="eu",
+        kind="reporting",
+        dataset="conversation",
+        api_version="2.16",
+        window_start="2026-11-01",
+        window_end="2026-11-07",
+        window_attempt=1,
+        intercom_status="complete",  # the reporting family's spelling in Intercom's examples
+        s3_uri=f"s3://{SAMPLE_BUCKET}/{_REPORTING_KEY}",
+        size_bytes=3_214_877,
+        sha256="5d41c0b7e2a9f8136c4e0d7a9b2f1e8c3a6d5b4e7f0c9a8b1d2e3f4a5b6c7d8e",
+        content_type="application/gzip",
+    ),
+    # The same week's last allowed export failed: its next step backfills the window again, with --dataset.
+    "reporting_window_failed": replace(
+        SAMPLE_JOBS["failed"],
+        job_identifier="r4p9cv2w8n6tq3c",
+        workspace="eu",
+        kind="reporting",
+        dataset="conversation",
+        api_version="2.16",
+        window_start="2026-11-01",
+        window_end="2026-11-07",
+        window_attempt=3,
+        # as windows.judge words it: the dataset, the window, the workspace, then the last attempt's reason
+        outcome_reason="conversation window 2026-11-01..2026-11-07 of workspace eu failed after 3 attempts: "
+        f"{SAMPLE_JOBS['failed'].outcome_reason}",
     ),
 }
 
