@@ -100,6 +100,12 @@ days = st.one_of(  # a ledger window's first and last day: YYYY-MM-DD, or anythi
     free_text,
 )
 workspaces = st.one_of(maybe_text, st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True))
+kinds = st.one_of(st.sampled_from(["content", "reporting", "Reporting", ""]), maybe_text)  # issue 11
+datasets = st.one_of(  # a reporting export's dataset id, [a-z0-9][a-z0-9_]{0,63}, or anything else
+    maybe_text,
+    st.from_regex(r"[a-z0-9][a-z0-9_]{0,63}", fullmatch=True),
+    st.sampled_from(["conversation", "a" * 65, "evil.example", "<!channel>", "conv`x", "conversation\n"]),
+)
 counts = st.one_of(st.none(), st.integers(-5, 2**70), st.booleans(), st.floats(), free_text)
 job_ids = st.one_of(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", fullmatch=True), st.just("orzzsbd7hk67xyu"))
 s3_uris = st.one_of(
@@ -128,6 +134,8 @@ bodies = st.fixed_dictionaries(
         "workspace": workspaces,
         "window_start": days,
         "window_end": days,
+        "kind": kinds,
+        "dataset": datasets,
     },
 )
 regions = st.one_of(
@@ -206,6 +214,25 @@ def assert_slack_safe(payload: dict[str, Any]) -> None:
 @given(body=bodies, region=regions)
 @example(body={"event": "export.failed", "job_identifier": "j", "reason": "&" * 1000}, region=None)
 @example(body={"event": "export.completed", "job_identifier": "j", "s3_uri": "s3://b/" + "é" * 1024}, region="r")
+@example(  # every field Slack can show at once (9 of its 10): a reporting window's warning with all of them
+    body={
+        "event": "export.stuck",
+        "job_identifier": "j",
+        "workspace": "eu",
+        "kind": "reporting",
+        "dataset": "conversation",
+        "window_start": "2026-11-01",
+        "window_end": "2026-11-07",
+        "created_at_after": "2026-11-01T00:00:00Z",
+        "created_at_before": "2026-11-07T23:59:59Z",
+        "size_bytes": 1,
+        "download_expires_at": "2026-11-10T09:34:41Z",
+        "pending_since": "2026-11-08T09:00:12Z",
+        "pending_seconds": 60,
+        "intercom_status": "pending",
+    },
+    region=None,
+)
 def test_any_body_renders_within_slacks_limits(body: dict[str, Any], region: str | None) -> None:
     assert_slack_safe(slack_payload(body, region=region))
 
