@@ -67,3 +67,21 @@ def test_a_job_of_a_hostile_workspace_is_retried_and_nothing_is_sent(
     assert result.action is Action.RETRY and "\n" not in result.detail
     assert rig.source.status_calls == [] and rig.archive.objects == {} and rig.publisher.published == []
     assert all("\n" not in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("dataset", ["conv\nersation", "../x", "Conversation", "", "c" * 65])
+def test_a_hostile_dataset_read_back_never_reaches_a_notification_or_a_key(dataset: str) -> None:
+    from exportwatch.model import JobState
+    from exportwatch.notifier import notification_for
+
+    job = Job(
+        job_identifier="abc",
+        state=JobState.NOT_FOUND,
+        kind="reporting",
+        dataset=dataset,
+        completed_seen_at="2026-11-03T10:00:00Z",
+    )
+    note = notification_for(job)
+    assert note.body["dataset"] is None and "dataset" not in note.attributes
+    with pytest.raises(ValueError):
+        archive_folder("intercom-exports/", job)

@@ -17,6 +17,7 @@ from typing import Any
 
 from exportwatch.model import Event, Job, from_epoch, human_duration, iso, parse_iso
 from exportwatch.outcomes import NOTICES, RUNNING_STATUSES
+from exportwatch.reporting import DATASET_RE
 from exportwatch.render import email_text, region_from_arn
 
 SCHEMA_VERSION = 1
@@ -83,7 +84,9 @@ class Notification:
 
 
 def _dataset(job: Job) -> str | None:
-    return job.dataset if job.reporting else None
+    """A reporting job's dataset, only when it follows the rule (a row read back can hold anything)."""
+    dataset = job.dataset if job.reporting else None
+    return dataset if dataset is not None and DATASET_RE.fullmatch(dataset) else None
 
 
 def _base_body(job: Job, event: Event, occurred_at: str | None) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def _base_body(job: Job, event: Event, occurred_at: str | None) -> dict[str, Any
         "tracked_at": job.tracked_at,
         "workspace": job.workspace,
         "kind": job.kind,
-        "dataset": job.dataset if job.reporting else None,
+        "dataset": _dataset(job),
     }
     if job.window_start and job.window_end:  # a ledger window's job: its whole UTC days, both included
         body["window_start"] = job.window_start
