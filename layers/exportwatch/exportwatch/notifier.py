@@ -17,8 +17,8 @@ from typing import Any
 
 from exportwatch.model import Event, Job, from_epoch, human_duration, iso, parse_iso
 from exportwatch.outcomes import NOTICES, RUNNING_STATUSES
-from exportwatch.reporting import DATASET_RE
 from exportwatch.render import email_text, region_from_arn
+from exportwatch.reporting import DATASET_RE
 
 SCHEMA_VERSION = 1
 SUBJECT_MAX = 100  # SNS: ASCII, no line breaks, at most 100 characters
