@@ -334,13 +334,20 @@ class _Cycle:
         source: ExportSource | None = None
         try:
             source = self._source(job.workspace)
-            answer = source.get_status(job.job_identifier, job.dataset if job.reporting else None)
+            # A content job is asked as before reporting existed (one argument): wrappers of get_status keep working.
+            answer = (
+                source.get_status(job.job_identifier, job.dataset)
+                if job.reporting
+                else source.get_status(job.job_identifier)
+            )
         except Exception as exc:
             answer = exc
         decision = decide_check(job, answer, asked_at=asked_at, now=self.p.clock(), settings=self.s)
         if decision.copy_from is not None and source is not None:
-            url = decision.copy_from or source.download_url_for(
-                job.job_identifier, job.dataset if job.reporting else None
+            url = decision.copy_from or (
+                source.download_url_for(job.job_identifier, job.dataset)
+                if job.reporting
+                else source.download_url_for(job.job_identifier)
             )
             copied = self._copy(source, decision.job, url)
             decision = decide_copy(decision.job, copied, now=self.p.clock(), settings=self.s)
