@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -405,27 +405,15 @@ class IntercomClient:
         return parse_job(self._read_json(resp), job_id)
 
     def create(self, created_at_after: int, created_at_before: int) -> StatusReport:
-        answer = self._send(
-            "POST",
+        body = {"created_at_after": created_at_after, "created_at_before": created_at_before}
+        return self._start_export(
+            "create",
             f"{self.api_url}/export/content/data",
-            body={"created_at_after": created_at_after, "created_at_before": created_at_before},
+            body,
+            ("pending", "export job"),
+            "Intercom allows one active export job per workspace and one is still running: "
+            "wait for it to finish (exportwatch list) or cancel it",
         )
-        resp = answer.resp
-        payload = self._read_json(resp) if self._is_json(resp) else None
-        if resp.status_code == 429:
-            text = self._error_text(resp, payload)
-            if "pending" in text or "export job" in text:
-                raise ActiveJobExists(
-                    "Intercom allows one active export job per workspace and one is still running: "
-                    "wait for it to finish (exportwatch list) or cancel it"
-                )
-            self._raise_for_common(answer)
-        if resp.status_code == 400:
-            raise BadRequest(f"Intercom refused the request: {self._error_text(resp, payload)}")
-        if resp.status_code != 200:
-            self._raise_for_common(answer)
-            raise IntercomError(f"create answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
-        return parse_job(payload)
 
     def enqueue(self, dataset: str, attributes: tuple[str, ...], start_time: int, end_time: int) -> StatusReport:
         """Start a reporting export of `dataset` (those attributes) for the inclusive range. ActiveJobExists when the
@@ -436,22 +424,32 @@ class IntercomClient:
             "start_time": start_time,
             "end_time": end_time,
         }
-        answer = self._send("POST", f"{self.api_url}/export/reporting_data/enqueue", body=body)
+        return self._start_export(
+            "enqueue",
+            f"{self.api_url}/export/reporting_data/enqueue",
+            body,
+            ("pending",),
+            f"Intercom allows {MAX_PENDING} pending reporting exports per workspace and has them: wait for one to "
+            "finish",
+        )
+
+    def _start_export(
+        self, what: str, url: str, body: Mapping[str, object], busy_words: tuple[str, ...], busy: str
+    ) -> StatusReport:
+        """POST a new export (either family): the job model, or ActiveJobExists when a 429 says the workspace's
+        slots are taken (its message has one of `busy_words`), BadRequest for a 400, the common errors otherwise."""
+        answer = self._send("POST", url, body=body)
         resp = answer.resp
         payload = self._read_json(resp) if self._is_json(resp) else None
         if resp.status_code == 429:
-            text = self._error_text(resp, payload)
-            if "pending" in text:
-                raise ActiveJobExists(
-                    f"Intercom allows {MAX_PENDING} pending reporting exports per workspace and has them: "
-                    "wait for one to finish"
-                )
+            if any(word in self._error_text(resp, payload) for word in busy_words):
+                raise ActiveJobExists(busy)
             self._raise_for_common(answer)
         if resp.status_code == 400:
             raise BadRequest(f"Intercom refused the request: {self._error_text(resp, payload)}")
         if resp.status_code != 200:
             self._raise_for_common(answer)
-            raise IntercomError(f"enqueue answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
+            raise IntercomError(f"{what} answered HTTP {resp.status_code}: {self._error_text(resp, payload)}")
         return parse_job(payload)
 
     def get_datasets(self) -> list[Dataset]:
