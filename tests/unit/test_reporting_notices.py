@@ -18,31 +18,12 @@ from exportwatch.notifier import notification_for, warning_for
 from exportwatch.render import Rendered, email_text, slack_payload, start_command
 from exportwatch_local.samples import SAMPLE_JOBS, SAMPLE_WARNINGS
 from exportwatch_local.slack_receiver import validate_payload
+from support.rendered import email_rows, fields
 from support.snapshots import WINDOW_SAMPLES
 
 REGION = "eu-west-1"
 NEW_KEYS = {"kind", "dataset"}
 REPORTING = {"kind": "reporting", "dataset": "conversation"}
-
-
-def fields(payload: dict[str, Any]) -> dict[str, str]:
-    """The Slack field texts by label ("*Dataset*\\n`conversation`" -> {"Dataset": "`conversation`"})."""
-    out: dict[str, str] = {}
-    for block in payload["attachments"][0]["blocks"]:
-        for item in block.get("fields", []):
-            label, _, value = item["text"].partition("\n")
-            out[label.strip("*")] = value
-    return out
-
-
-def email_rows(text: str) -> dict[str, str]:
-    """The email's `Label:   value` rows (first line of each)."""
-    rows: dict[str, str] = {}
-    for line in text.splitlines():
-        if line[:1].isalpha() and ":" in line[:17] and line[17:18] != " ":
-            label, _, value = line.partition(":")
-            rows.setdefault(label, value.strip())
-    return rows
 
 
 def email_command(text: str) -> str | None:

@@ -9,7 +9,6 @@ workspace's error never stops another's. The same against DynamoDB (moto) and th
 
 from __future__ import annotations
 
-import calendar
 import itertools
 from dataclasses import replace
 from datetime import date, timedelta
@@ -19,56 +18,23 @@ from botocore.exceptions import ClientError
 
 from exportwatch.intercom import ActiveJobExists, RateLimited, TransientError, Unauthorized
 from exportwatch.ledger import window_key
-from exportwatch.model import Job, JobState, from_epoch, iso
+from exportwatch.model import JobState, from_epoch, iso
 from exportwatch.poll import Action, StopReason, run_cycle
-from exportwatch.results import WorkspaceAction, WorkspaceResult
+from exportwatch.results import WorkspaceAction
 from exportwatch.schedule import Scheduler
-from exportwatch.windows import MAX_QUEUED_PER_PASS, Span, WindowState, judge
+from exportwatch.windows import MAX_QUEUED_PER_PASS, Span, WindowState
 from support.fakes import ZIP_BYTES, LedgerRig, settings
 from support.fakes import report as status
+from support.scheduling import day, first_second, last_second, queue, schedule, settle
 
 HOUR = 3600
 # The Rig's clock: 2027-01-15T08:00:00Z, so yesterday is 2027-01-14.
 TODAY = date(2027, 1, 15)
 
 
-def day(n: int) -> date:
-    """Day n of January 2027."""
-    return date(2027, 1, 1) + timedelta(days=n - 1)
-
-
-def first_second(d: date) -> int:
-    return calendar.timegm(d.timetuple())
-
-
-def last_second(d: date) -> int:
-    return calendar.timegm((d + timedelta(days=1)).timetuple()) - 1
-
-
 @pytest.fixture
 def rig() -> LedgerRig:
     return LedgerRig()
-
-
-def schedule(rig: LedgerRig, owner: str = "me", *, all_due: bool = True) -> dict[str, WorkspaceResult]:
-    """One scheduler pass; its results by workspace."""
-    scheduler = Scheduler(rig.settings, rig.ledger, rig.repo, rig.sources, owner, lambda: rig.now)
-    results = scheduler.run(all_due, lambda: None)
-    by_name = {r.workspace: r for r in results}
-    assert len(by_name) == len(results)
-    return by_name
-
-
-def queue(rig: LedgerRig, workspace: str, *spans: Span) -> None:
-    rig.ledger.queue(workspace, list(spans), iso(from_epoch(rig.now)))
-
-
-def settle(rig: LedgerRig, job_id: str, state: JobState, **fields: object) -> Job:
-    """The cycle's work on a window job: its final state judged (windows.judge), notified, saved."""
-    job = replace(rig.repo.jobs[job_id], state=state, notified_at=iso(from_epoch(rig.now)), **fields)  # type: ignore[arg-type]
-    job = judge(job, rig.settings.window_max_attempts)
-    rig.repo.jobs[job_id] = job
-    return job
 
 
 ARCHIVED = {"s3_uri": "s3://archive/eu/content/dt=2027-01-02/eu-1.zip", "size_bytes": 10, "sha256": "ab" * 32}

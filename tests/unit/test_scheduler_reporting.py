@@ -10,42 +10,27 @@ cycle checks a reporting job with its dataset and copies it under reporting/{dat
 
 from __future__ import annotations
 
-import calendar
 import logging
 from dataclasses import replace
-from datetime import date, timedelta
 
 import pytest
 
 from exportwatch.intercom import ActiveJobExists, BadRequest, RateLimited, TransientError
 from exportwatch.ledger import window_key
-from exportwatch.model import Job, JobState, from_epoch, iso
+from exportwatch.model import JobState, from_epoch, iso
 from exportwatch.poll import run_cycle
 from exportwatch.reporting import MAX_PENDING, Attribute, Dataset
-from exportwatch.results import WorkspaceAction, WorkspaceResult
-from exportwatch.schedule import Scheduler
-from exportwatch.windows import Span, WindowState, judge
+from exportwatch.results import WorkspaceAction
+from exportwatch.windows import Span, WindowState
 from support.fakes import ZIP_BYTES, FakeSource, LedgerRig
 from support.fakes import report as status
+from support.scheduling import day, first_second, last_second, queue, schedule, settle
 
 HOUR = 3600
 CONVERSATION = "reporting:conversation"  # the ledger kind of the conversation dataset's windows
 TICKET = "reporting:ticket"
 ATTRIBUTES = ("conversation.conversation_id", "conversation.created_at")  # FakeSource's catalogue, by qualified id
 FULL = "Exceeded rate limit of 5 pending reporting dataset export jobs"
-
-
-def day(n: int) -> date:
-    """Day n of January 2027 (the Rig's clock is 2027-01-15T08:00:00Z: yesterday is the 14th)."""
-    return date(2027, 1, 1) + timedelta(days=n - 1)
-
-
-def first_second(d: date) -> int:
-    return calendar.timegm(d.timetuple())
-
-
-def last_second(d: date) -> int:
-    return calendar.timegm((d + timedelta(days=1)).timetuple()) - 1
 
 
 def one_day(n: int) -> Span:
@@ -57,18 +42,6 @@ def rig() -> LedgerRig:
     return LedgerRig()
 
 
-def schedule(rig: LedgerRig, owner: str = "me", *, all_due: bool = True) -> dict[str, WorkspaceResult]:
-    scheduler = Scheduler(rig.settings, rig.ledger, rig.repo, rig.sources, owner, lambda: rig.now)
-    results = scheduler.run(all_due, lambda: None)
-    by_name = {r.workspace: r for r in results}
-    assert len(by_name) == len(results)
-    return by_name
-
-
-def queue(rig: LedgerRig, workspace: str, *spans: Span) -> None:
-    rig.ledger.queue(workspace, list(spans), iso(from_epoch(rig.now)))
-
-
 def queue_dataset(
     rig: LedgerRig,
     workspace: str,
@@ -77,14 +50,6 @@ def queue_dataset(
     attributes: tuple[str, ...] = ATTRIBUTES,
 ) -> None:
     rig.ledger.queue(workspace, list(spans), iso(from_epoch(rig.now)), "reporting", dataset, attributes)
-
-
-def settle(rig: LedgerRig, job_id: str, state: JobState, **fields: object) -> Job:
-    """The cycle's work on a window job: its final state judged (windows.judge), notified, saved."""
-    job = replace(rig.repo.jobs[job_id], state=state, notified_at=iso(from_epoch(rig.now)), **fields)  # type: ignore[arg-type]
-    job = judge(job, rig.settings.window_max_attempts)
-    rig.repo.jobs[job_id] = job
-    return job
 
 
 def reporting_eu(rig: LedgerRig) -> FakeSource:

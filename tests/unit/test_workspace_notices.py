@@ -18,31 +18,12 @@ from exportwatch.notifier import Notification, notification_for, warning_for
 from exportwatch.render import Rendered, email_text, slack_payload
 from exportwatch_local.samples import SAMPLE_JOBS, SAMPLE_TOPIC_ARN, SAMPLE_WARNINGS
 from exportwatch_local.slack_receiver import validate_payload
+from support.rendered import email_rows, fields
 from support.snapshots import WINDOW_SAMPLES, check_snapshot, email_snapshot_text, slack_snapshot_text
 
 REGION = "eu-west-1"
 assert SAMPLE_TOPIC_ARN.split(":")[3] == REGION
 WINDOW_KEYS = {"window_start", "window_end"}
-
-
-def fields(payload: dict[str, Any]) -> dict[str, str]:
-    """The Slack field texts by label ("*Workspace*\\n`eu`" -> {"Workspace": "`eu`"})."""
-    out: dict[str, str] = {}
-    for block in payload["attachments"][0]["blocks"]:
-        for item in block.get("fields", []):
-            label, _, value = item["text"].partition("\n")
-            out[label.strip("*")] = value
-    return out
-
-
-def email_rows(text: str) -> dict[str, str]:
-    """The email's `Label:   value` rows (first line of each)."""
-    rows: dict[str, str] = {}
-    for line in text.splitlines():
-        if line[:1].isalpha() and ":" in line[:17] and line[17:18] != " ":
-            label, _, value = line.partition(":")
-            rows.setdefault(label, value.strip())
-    return rows
 
 
 # ------------------------------------------------------------------------------------- the body and attributes
