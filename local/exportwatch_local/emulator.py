@@ -1024,11 +1024,7 @@ class IntercomEmulator(LoopbackServer):
         """Queue how the next successful creates behave, one each in order (a name, or (name, options));
         once the queue is empty creates fall back to set_create_scenario's. E.g. ("failed", "completed"):
         a window's first export fails and its retry completes."""
-        parsed: list[_Scenario] = []
-        for item in scenarios:
-            scenario, options = (item, {}) if isinstance(item, str) else item
-            _build_job(scenario, "validation", options, self.clock())
-            parsed.append((scenario, dict(options)))
+        parsed = self._checked_scenarios(scenarios)
         with self._lock:
             self._create_queue.extend(parsed)
 
@@ -1048,13 +1044,20 @@ class IntercomEmulator(LoopbackServer):
     def queue_reporting_scenarios(self, *scenarios: str | tuple[str, Mapping[str, object]]) -> None:
         """Queue how the next successful reporting enqueues behave, one each in order (a name, or (name,
         options)); then set_reporting_scenario's applies. Separate from the content create queue."""
+        parsed = self._checked_scenarios(scenarios, kind=_REPORTING)
+        with self._lock:
+            self._reporting_queue.extend(parsed)
+
+    def _checked_scenarios(
+        self, scenarios: tuple[str | tuple[str, Mapping[str, object]], ...], kind: str = _CONTENT
+    ) -> list[_Scenario]:
+        """Each (name, options) checked by building a job from it: one bad scenario queues nothing."""
         parsed: list[_Scenario] = []
         for item in scenarios:
             scenario, options = (item, {}) if isinstance(item, str) else item
-            _build_job(scenario, "validation", options, self.clock(), kind=_REPORTING)
+            _build_job(scenario, "validation", options, self.clock(), kind)
             parsed.append((scenario, dict(options)))
-        with self._lock:
-            self._reporting_queue.extend(parsed)
+        return parsed
 
     @property
     def queued_reporting_scenarios(self) -> list[str]:
