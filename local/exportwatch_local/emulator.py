@@ -60,7 +60,7 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, cast
@@ -306,13 +306,7 @@ class CreateRecord:
     time: float  # by the emulator's clock
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "job_identifier": self.job_identifier,
-            "created_at_after": self.created_at_after,
-            "created_at_before": self.created_at_before,
-            "status_code": self.status_code,
-            "time": self.time,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -330,15 +324,9 @@ class EnqueueRecord:
     time: float  # by the emulator's clock
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "job_identifier": self.job_identifier,
-            "dataset_id": self.dataset_id,
-            "attribute_ids": None if self.attribute_ids is None else list(self.attribute_ids),
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "status_code": self.status_code,
-            "time": self.time,
-        }
+        data = asdict(self)
+        data["attribute_ids"] = None if self.attribute_ids is None else list(self.attribute_ids)
+        return data
 
 
 def _unix_field(payload: object, name: str) -> int | None:

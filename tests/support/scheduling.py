@@ -46,3 +46,13 @@ def settle(rig: LedgerRig, job_id: str, state: JobState, **fields: object) -> Jo
     job = judge(job, rig.settings.window_max_attempts)
     rig.repo.jobs[job_id] = job
     return job
+
+
+def lease_lost_before(rig: LedgerRig, operation: str, owner: str = "other-poller") -> None:
+    """Another poller takes the workspace's lease just before the scheduler's next `operation` write."""
+
+    def taken_over(write: str, workspace: str) -> None:
+        if write == operation:
+            rig.ledger.take_over(workspace, owner)
+
+    rig.ledger.before_write = taken_over

@@ -25,7 +25,7 @@ from exportwatch.schedule import Scheduler
 from exportwatch.windows import MAX_QUEUED_PER_PASS, Span, WindowState
 from support.fakes import ZIP_BYTES, LedgerRig, settings
 from support.fakes import report as status
-from support.scheduling import day, first_second, last_second, queue, schedule, settle
+from support.scheduling import day, first_second, last_second, lease_lost_before, queue, schedule, settle
 
 HOUR = 3600
 # The Rig's clock: 2027-01-15T08:00:00Z, so yesterday is 2027-01-14.
@@ -408,11 +408,7 @@ def test_a_lease_lost_before_start_writes_nothing(rig: LedgerRig) -> None:
     queue(rig, "eu", Span(day(1), day(1)))
     writes = list(rig.ledger.writes)
 
-    def taken_over(operation: str, workspace: str) -> None:
-        if operation == "start":
-            rig.ledger.take_over(workspace, "other-poller")
-
-    rig.ledger.before_write = taken_over
+    lease_lost_before(rig, "start")
 
     result = schedule(rig)["eu"]
 
@@ -432,11 +428,7 @@ def test_a_lease_lost_before_finish_writes_nothing(rig: LedgerRig) -> None:
     settle(rig, "eu-1", JobState.COMPLETED, **ARCHIVED)
     writes, job = list(rig.ledger.writes), rig.repo.get("eu-1")
 
-    def taken_over(operation: str, workspace: str) -> None:
-        if operation == "finish":
-            rig.ledger.take_over(workspace, "other-poller")
-
-    rig.ledger.before_write = taken_over
+    lease_lost_before(rig, "finish")
 
     result = schedule(rig)["eu"]
 

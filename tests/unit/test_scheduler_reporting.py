@@ -24,7 +24,7 @@ from exportwatch.results import WorkspaceAction
 from exportwatch.windows import Span, WindowState
 from support.fakes import ZIP_BYTES, FakeSource, LedgerRig
 from support.fakes import report as status
-from support.scheduling import day, first_second, last_second, queue, schedule, settle
+from support.scheduling import day, first_second, last_second, lease_lost_before, queue, schedule, settle
 
 HOUR = 3600
 CONVERSATION = "reporting:conversation"  # the ledger kind of the conversation dataset's windows
@@ -406,11 +406,7 @@ def test_a_lease_lost_before_a_reporting_finish_writes_nothing(rig: LedgerRig) -
     settle(rig, "eu-r1", JobState.NO_DATA)
     writes = list(rig.ledger.writes)
 
-    def taken_over(operation: str, workspace: str) -> None:
-        if operation == "finish":
-            rig.ledger.take_over(workspace, "other-poller")
-
-    rig.ledger.before_write = taken_over
+    lease_lost_before(rig, "finish")
 
     result = schedule(rig)["eu"]
 
